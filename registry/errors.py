@@ -1,0 +1,130 @@
+"""Errors of the Lorry service.
+
+Every error a user can cause or meet is a ``LorryError`` with a stable ``code``
+and a message that says what was wrong and how to fix it. One handler in
+``registry/api/errors.py`` maps them (and ``composer.ComposerError``) to HTTP.
+
+    LorryError                      500 internal
+    ├── NotFound                    404
+    │   ├── RepositoryNotFound      404 repository_not_found
+    │   ├── VersionNotFound         404 version_not_found
+    │   ├── AliasNotFound           404 alias_not_found
+    │   ├── FileNotFound            404 file_not_found
+    │   └── BlobNotFound            404 blob_not_found
+    ├── InvalidInput                422 invalid_input
+    │   ├── InvalidReference        422 invalid_reference
+    │   ├── InvalidPath             422 invalid_path
+    │   ├── PickleNotAllowed        422 pickle_not_allowed
+    │   ├── InvalidAdapter          422 invalid_adapter
+    │   ├── UnsupportedAdapterType  422 unsupported_adapter_type
+    │   ├── DigestMismatch          422 digest_mismatch
+    │   └── MissingBlob             422 missing_blob
+    ├── TooLarge                    413 too_large
+    ├── RangeNotSatisfiable         416 range_not_satisfiable
+    ├── Conflict                    409 conflict
+    ├── StorageUnavailable          503 storage_unavailable
+    ├── DatabaseUnavailable         503 database_unavailable
+    └── NotMigrated                 (startup only) not_migrated
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LorryError(Exception):
+    code = "internal"
+    status_code = 500
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(LorryError):
+    code = "not_found"
+    status_code = 404
+
+
+class RepositoryNotFound(NotFound):
+    code = "repository_not_found"
+
+
+class VersionNotFound(NotFound):
+    code = "version_not_found"
+
+
+class AliasNotFound(NotFound):
+    code = "alias_not_found"
+
+
+class FileNotFound(NotFound):
+    code = "file_not_found"
+
+
+class BlobNotFound(NotFound):
+    code = "blob_not_found"
+
+
+class InvalidInput(LorryError):
+    code = "invalid_input"
+    status_code = 422
+
+
+class InvalidReference(InvalidInput):
+    code = "invalid_reference"
+
+
+class InvalidPath(InvalidInput):
+    code = "invalid_path"
+
+
+class PickleNotAllowed(InvalidInput):
+    code = "pickle_not_allowed"
+
+
+class InvalidAdapter(InvalidInput):
+    code = "invalid_adapter"
+
+
+class UnsupportedAdapterType(InvalidInput):
+    code = "unsupported_adapter_type"
+
+
+class DigestMismatch(InvalidInput):
+    code = "digest_mismatch"
+
+
+class MissingBlob(InvalidInput):
+    code = "missing_blob"
+
+
+class TooLarge(LorryError):
+    code = "too_large"
+    status_code = 413
+
+
+class RangeNotSatisfiable(LorryError):
+    code = "range_not_satisfiable"
+    status_code = 416
+
+
+class Conflict(LorryError):
+    code = "conflict"
+    status_code = 409
+
+
+class StorageUnavailable(LorryError):
+    code = "storage_unavailable"
+    status_code = 503
+
+
+class DatabaseUnavailable(LorryError):
+    code = "database_unavailable"
+    status_code = 503
+
+
+class NotMigrated(LorryError):
+    code = "not_migrated"
+    status_code = 503
