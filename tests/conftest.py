@@ -6,6 +6,8 @@ import pytest
 
 from tests.factories import build_lora_adapter, build_tiny_llama
 
+pytest_plugins = ["tests.servers"]
+
 
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
