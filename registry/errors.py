@@ -16,6 +16,8 @@ and a message that says what was wrong and how to fix it. One handler in
     │   ├── InvalidPath             422 invalid_path
     │   ├── PickleNotAllowed        422 pickle_not_allowed
     │   ├── InvalidAdapter          422 invalid_adapter
+    │   │   └── InvalidSafetensors  422 invalid_safetensors
+    │   ├── InvalidModelCard        422 invalid_model_card
     │   ├── UnsupportedAdapterType  422 unsupported_adapter_type
     │   ├── DigestMismatch          422 digest_mismatch
     │   └── MissingBlob             422 missing_blob
@@ -86,6 +88,14 @@ class PickleNotAllowed(InvalidInput):
 
 class InvalidAdapter(InvalidInput):
     code = "invalid_adapter"
+
+
+class InvalidSafetensors(InvalidAdapter):
+    code = "invalid_safetensors"
+
+
+class InvalidModelCard(InvalidInput):
+    code = "invalid_model_card"
 
 
 class UnsupportedAdapterType(InvalidInput):
