@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
-TINY_LLAMA = {
+TINY_LLAMA: dict[str, Any] = {
     "hidden_size": 64,
     "intermediate_size": 128,
     "num_hidden_layers": 2,
@@ -25,8 +26,9 @@ def build_tiny_llama(out: Path, seed: int = 0, dtype: torch.dtype = torch.float3
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    config = LlamaConfig(**TINY_LLAMA, torch_dtype=dtype)
-    model = LlamaForCausalLM(config).to(dtype)
+    config = LlamaConfig(**TINY_LLAMA, dtype=dtype)
+    model = LlamaForCausalLM(config)
+    torch.nn.Module.to(model, dtype)
     model.save_pretrained(out, safe_serialization=True)
     return out
 
@@ -66,5 +68,5 @@ def build_lora_adapter(
     )
     model = get_peft_model(base, config)
     model.peft_config["default"].base_model_name_or_path = str(base_dir)
-    model.save_pretrained(out)
+    model.save_pretrained(str(out))
     return out
