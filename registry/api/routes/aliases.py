@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from registry.api.deps import CallerDep, SessionDep
+from registry.schemas import AliasHistory, AliasList, AliasOut, AliasUpdate
+from registry.services import aliases
+
+router = APIRouter(prefix="/repos/{namespace}/{name}/aliases", tags=["aliases"])
+
+
+@router.get("")
+def list_aliases(session: SessionDep, namespace: str, name: str) -> AliasList:
+    return aliases.list_aliases(session, namespace, name)
+
+
+@router.get("/{alias}")
+def get_alias(session: SessionDep, namespace: str, name: str, alias: str) -> AliasOut:
+    return aliases.get_alias(session, namespace, name, alias)
+
+
+@router.put("/{alias}")
+def set_alias(
+    session: SessionDep,
+    caller: CallerDep,
+    namespace: str,
+    name: str,
+    alias: str,
+    body: AliasUpdate,
+) -> AliasOut:
+    return aliases.set_alias(session, namespace, name, alias, body.version, body.reason, caller)
+
+
+@router.delete("/{alias}", status_code=204, response_class=Response)
+def delete_alias(
+    session: SessionDep,
+    caller: CallerDep,
+    namespace: str,
+    name: str,
+    alias: str,
+    reason: str | None = None,
+) -> Response:
+    aliases.delete_alias(session, namespace, name, alias, reason, caller)
+    return Response(status_code=204)
+
+
+@router.get("/{alias}/history")
+def alias_history(session: SessionDep, namespace: str, name: str, alias: str) -> AliasHistory:
+    return aliases.alias_history(session, namespace, name, alias)

@@ -1,0 +1,239 @@
+"""The Hugging Face Hub-compatible read API, mounted at the root like the Hub's own.
+
+``HF_ENDPOINT=http://lorry:8765`` makes huggingface_hub, PEFT, transformers
+and vLLM read from Lorry. Errors carry the ``X-Error-Code`` header
+(``RepoNotFound``, ``RevisionNotFound``, ``EntryNotFound``) that makes the
+client raise its own exception types, and a JSON body ``{"error": ...}``.
+
+File resolves answer as the Hub does for LFS files: ``X-Repo-Commit``,
+``ETag``/``X-Linked-Etag`` (the sha256), ``X-Linked-Size``. On a store that
+presigns URLs (S3), GET redirects to the object store so the bytes bypass
+this server; HEAD answers 200 with the metadata, so that the client's
+download is a GET here, which records the pull, and not a direct fetch of a
+URL handed out by HEAD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from registry.api.deps import BlobStoreDep, CallerDep, SessionDep
+from registry.api.downloads import file_response
+from registry.errors import (
+    AliasNotFound,
+    FileNotFound,
+    InvalidPath,
+    InvalidReference,
+    LorryError,
+    RepositoryNotFound,
+    VersionNotFound,
+)
+from registry.hub_schemas import HubModelInfo, HubRefs, HubTreeEntry
+from registry.services import hub, pulls
+
+PRESIGNED_URL_EXPIRY_S = 3600
+
+_HUB_ERROR_CODES: tuple[tuple[tuple[type[LorryError], ...], int, str], ...] = (
+    ((RepositoryNotFound,), 404, "RepoNotFound"),
+    ((VersionNotFound, AliasNotFound, InvalidReference), 404, "RevisionNotFound"),
+    ((FileNotFound, InvalidPath), 404, "EntryNotFound"),
+)
+
+
+def hub_error_response(exc: LorryError) -> JSONResponse:
+    """A Lorry error as the Hub answers it: status, ``X-Error-Code`` and ``{"error"}``."""
+    status, headers = exc.status_code, {"X-Error-Message": _header_safe(exc.message)}
+    for types, hub_status, code in _HUB_ERROR_CODES:
+        if isinstance(exc, types):
+            status = hub_status
+            headers["X-Error-Code"] = code
+            break
+    commit = exc.details.get("commit")
+    if isinstance(commit, str):
+        headers["X-Repo-Commit"] = commit
+    body = {"error": exc.message, "code": exc.code, "message": exc.message}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _header_safe(text: str) -> str:
+    return text.encode("ascii", "replace").decode("ascii").replace("\r", " ").replace("\n", " ")
+
+
+class HubRoute(APIRoute):
+    """Translates ``LorryError`` into the Hub's error answers at this API's boundary."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except LorryError as exc:
+                return hub_error_response(exc)
+
+        return handle
+
+
+router = APIRouter(tags=["hugging face hub"], route_class=HubRoute)
+
+
+@router.get("/api/models/{namespace}/{name}/revision/{revision:path}")
+def model_info_at_revision(
+    session: SessionDep, namespace: str, name: str, revision: str
+) -> HubModelInfo:
+    """Model info at a revision: a version number, alias, digest, commit id or `main`."""
+    return hub.model_info(session, namespace, name, revision)
+
+
+@router.get("/api/models/{namespace}/{name}")
+def model_info(session: SessionDep, namespace: str, name: str) -> HubModelInfo:
+    """Model info at `main`."""
+    return hub.model_info(session, namespace, name, hub.MAIN)
+
+
+@router.get("/api/models/{namespace}/{name}/refs")
+def list_refs(session: SessionDep, namespace: str, name: str) -> HubRefs:
+    """`main` as a branch; aliases and version numbers as tags."""
+    return hub.list_refs(session, namespace, name)
+
+
+def _tree(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    namespace: str,
+    name: str,
+    revision: str,
+    path: str,
+    recursive: bool,
+    expand: bool,
+    cursor: str | None,
+) -> list[HubTreeEntry]:
+    page = hub.list_tree(
+        session,
+        namespace,
+        name,
+        revision,
+        path,
+        recursive=recursive,
+        expand=expand,
+        cursor=cursor,
+    )
+    if page.next_cursor is not None:
+        next_url = request.url.include_query_params(cursor=page.next_cursor)
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return page.entries
+
+
+@router.get("/api/models/{namespace}/{name}/tree/{revision}", response_model_exclude_none=True)
+def list_tree(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    namespace: str,
+    name: str,
+    revision: str,
+    recursive: bool = False,
+    expand: bool = False,
+    cursor: Annotated[str | None, Query(description="from the previous page's Link")] = None,
+) -> list[HubTreeEntry]:
+    """Files and directories at the top of a revision; paginated with `Link: rel="next"`."""
+    return _tree(
+        request, response, session, namespace, name, revision, "", recursive, expand, cursor
+    )
+
+
+@router.get(
+    "/api/models/{namespace}/{name}/tree/{revision}/{path:path}", response_model_exclude_none=True
+)
+def list_tree_under(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    namespace: str,
+    name: str,
+    revision: str,
+    path: str,
+    recursive: bool = False,
+    expand: bool = False,
+    cursor: Annotated[str | None, Query(description="from the previous page's Link")] = None,
+) -> list[HubTreeEntry]:
+    """Files and directories under `path` at a revision."""
+    return _tree(
+        request, response, session, namespace, name, revision, path, recursive, expand, cursor
+    )
+
+
+@router.post(
+    "/api/models/{namespace}/{name}/paths-info/{revision}", response_model_exclude_none=True
+)
+def paths_info(
+    session: SessionDep,
+    namespace: str,
+    name: str,
+    revision: str,
+    paths: Annotated[list[str], Form()],
+    expand: Annotated[bool, Form()] = False,
+) -> list[HubTreeEntry]:
+    """Information on the given paths (form field `paths`, repeated); missing ones are left out."""
+    return hub.paths_info(session, namespace, name, revision, paths, expand=expand)
+
+
+@router.get(
+    "/{namespace}/{name}/resolve/{revision}/{path:path}",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        302: {"description": "on S3: the file at a presigned URL"},
+    },
+)
+def resolve_file(
+    request: Request,
+    session: SessionDep,
+    store: BlobStoreDep,
+    caller: CallerDep,
+    namespace: str,
+    name: str,
+    revision: str,
+    path: str,
+) -> Response:
+    """A file at a revision, with the Hub's headers; Range requests as the native API."""
+    found = hub.find_hub_file(session, namespace, name, revision, path)
+    file = found.file
+    hub_headers = {
+        "X-Repo-Commit": found.commit,
+        "X-Linked-Etag": f'"{file.sha256}"',
+        "X-Linked-Size": str(file.size),
+    }
+    location = store.presigned_url(file.sha256, PRESIGNED_URL_EXPIRY_S)
+    if location is not None and request.method == "GET":
+        response: Response = Response(
+            status_code=302,
+            headers={
+                "Location": location,
+                "ETag": f'"{file.sha256}"',
+                "X-Lorry-Version": str(file.version),
+                "X-Lorry-Digest": file.digest,
+                "Cache-Control": "no-store",
+                **hub_headers,
+            },
+        )
+    else:
+        response = file_response(request, store, file)
+        response.headers.update(hub_headers)
+    pulls.record_served_file(session, caller, request, file, response, via="hub", revision=revision)
+    return response
+
+
+router.add_api_route(
+    "/{namespace}/{name}/resolve/{revision}/{path:path}",
+    resolve_file,
+    methods=["HEAD"],
+    name="head_resolve_file",
+    response_class=Response,
+)

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from registry.api.deps import SessionDep
+from registry.schemas import Kind, Repo, RepoList
+from registry.services import repositories
+
+router = APIRouter(prefix="/repos", tags=["repositories"])
+
+
+@router.get("")
+def list_repositories(
+    session: SessionDep,
+    q: str | None = None,
+    namespace: str | None = None,
+    base_model: str | None = None,
+    tag: str | None = None,
+    kind: Kind | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> RepoList:
+    return repositories.list_repositories(
+        session,
+        q=q,
+        namespace=namespace,
+        base_model=base_model,
+        tag=tag,
+        kind=kind,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/{namespace}/{name}")
+def get_repository(session: SessionDep, namespace: str, name: str) -> Repo:
+    return repositories.get_repository(session, namespace, name)

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from registry.api.deps import BlobStoreDep, CallerDep, SessionDep, SettingsDep
+from registry.api.downloads import file_response
+from registry.schemas import PublishRequest, VersionList, VersionOut
+from registry.services import publish, pulls, versions
+
+router = APIRouter(prefix="/repos/{namespace}/{name}/versions", tags=["versions"])
+
+
+@router.post("", status_code=201)
+def publish_version(
+    session: SessionDep,
+    store: BlobStoreDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+    namespace: str,
+    name: str,
+    body: PublishRequest,
+) -> VersionOut:
+    return publish.publish_version(session, store, settings, caller, namespace, name, body)
+
+
+@router.get("")
+def list_versions(
+    session: SessionDep,
+    namespace: str,
+    name: str,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> VersionList:
+    return versions.list_versions(session, namespace, name, limit=limit, offset=offset)
+
+
+@router.get("/{ref}")
+def get_version(session: SessionDep, namespace: str, name: str, ref: str) -> VersionOut:
+    return versions.get_version(session, namespace, name, ref)
+
+
+@router.get(
+    "/{ref}/files/{path:path}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def download_file(
+    request: Request,
+    session: SessionDep,
+    store: BlobStoreDep,
+    namespace: str,
+    name: str,
+    ref: str,
+    path: str,
+    caller: CallerDep,
+) -> Response:
+    file = versions.find_version_file(session, namespace, name, ref, path)
+    response = file_response(request, store, file)
+    pulls.record_served_file(session, caller, request, file, response, via="api", revision=ref)
+    return response
+
+
+router.add_api_route(
+    "/{ref}/files/{path:path}",
+    download_file,
+    methods=["HEAD"],
+    name="head_file",
+    response_class=Response,
+)

@@ -1,0 +1,60 @@
+"""The application factory: ``create_app(settings)`` builds a Lorry service."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+
+from registry.api.errors import install_error_handlers
+from registry.api.main import api_router, health_router, hub_router
+from registry.api.middleware import RequestIdMiddleware
+from registry.config import Settings
+from registry.db import create_engine_for, ensure_migrated
+from registry.storage import open_blob_store
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A Lorry app for ``settings`` (default: from ``LORRY_*`` variables).
+
+    The engine is built here but connects on first use; at startup (lifespan)
+    the app opens the blob store and refuses to start unless the database
+    schema is migrated (``NotMigrated`` names the command that fixes it).
+    """
+    settings = settings or Settings()
+    engine = create_engine_for(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(ensure_migrated, engine)
+        app.state.blob_store = await anyio.to_thread.run_sync(open_blob_store, settings)
+        settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        logger.info(
+            "Lorry ready: database %s, blobs %s",
+            engine.url.render_as_string(hide_password=True),
+            settings.resolved_blob_url(),
+        )
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Lorry",
+        summary="A registry and composition service for LoRA adapters",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(health_router)
+    app.include_router(api_router)
+    app.include_router(hub_router)
+    return app

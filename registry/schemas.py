@@ -1,0 +1,144 @@
+"""API schemas (request and response bodies); the tables are in ``registry.tables``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Kind = Literal["adapter", "model"]
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FileEntry(_Schema):
+    path: str = Field(min_length=1, max_length=1024)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="lowercase hex sha256")
+    size: int = Field(ge=0)
+
+
+class PublishRequest(_Schema):
+    files: list[FileEntry] = Field(min_length=1)
+    message: str | None = Field(default=None, max_length=10_000)
+    alias: str | None = None
+    kind: Kind = "adapter"
+
+
+class BlobInfo(_Schema):
+    sha256: str
+    size: int
+
+
+class Repo(_Schema):
+    id: str
+    namespace: str
+    name: str
+    kind: str
+    description: str
+    tags: list[str]
+    created_by: str
+    created_at: datetime
+    latest_version: int | None
+    aliases: dict[str, int]
+    base_model: str | None
+    main_alias: str | None = None
+
+
+class RepoList(_Schema):
+    items: list[Repo]
+    total: int
+
+
+class VersionOut(_Schema):
+    repository: str
+    version: int
+    digest: str
+    commit: str
+    kind: str
+    message: str | None
+    created_by: str
+    created_at: datetime
+    size: int
+    files: list[FileEntry]
+    metadata: dict[str, Any]
+    card: dict[str, Any]
+    aliases: list[str]
+    lineage: dict[str, Any] | None
+
+
+class VersionList(_Schema):
+    items: list[VersionOut]
+    total: int
+
+
+class AliasUpdate(_Schema):
+    version: str | int = Field(description="a ref: version number, alias, `latest` or digest")
+    reason: str | None = Field(default=None, max_length=10_000)
+
+
+class AliasOut(_Schema):
+    repository: str
+    name: str
+    version: int
+    digest: str
+    updated_by: str
+    updated_at: datetime
+    reason: str | None
+
+
+class AliasList(_Schema):
+    items: list[AliasOut]
+
+
+class AliasHistoryEntry(_Schema):
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    actor: str
+    reason: str | None
+    at: datetime
+    request_id: str | None
+
+
+class AliasHistory(_Schema):
+    items: list[AliasHistoryEntry]
+
+
+class AuditEventOut(_Schema):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    repository: str | None
+    target: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    request_id: str | None
+
+
+class AuditList(_Schema):
+    items: list[AuditEventOut]
+    total: int
+
+
+class Health(_Schema):
+    status: str
+
+
+class Readiness(_Schema):
+    status: str
+    checks: dict[str, str]
+
+
+class RepoUpdate(_Schema):
+    """Repository settings; a field left out keeps its value."""
+
+    main_alias: str | None = Field(
+        default=None,
+        description="the alias Hugging Face clients get for `main`; null: the latest version",
+    )
+    description: str | None = Field(default=None, max_length=10_000)
+    tags: list[str] | None = None

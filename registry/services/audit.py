@@ -1,0 +1,113 @@
+"""The audit log: append events inside the caller's transaction, and query them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from registry.schemas import AuditEventOut, AuditList
+from registry.tables import AuditEvent, utcnow
+
+REPOSITORY_CREATE = "repository.create"
+VERSION_PUBLISH = "version.publish"
+ALIAS_SET = "alias.set"
+ALIAS_DELETE = "alias.delete"
+REPOSITORY_UPDATE = "repository.update"
+VERSION_PULL = "version.pull"
+ACTIONS = (
+    REPOSITORY_CREATE,
+    REPOSITORY_UPDATE,
+    VERSION_PUBLISH,
+    VERSION_PULL,
+    ALIAS_SET,
+    ALIAS_DELETE,
+)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks, and under which request id: what every audit event records."""
+
+    actor: str
+    request_id: str | None = None
+
+
+def record_event(
+    session: Session,
+    caller: Caller,
+    action: str,
+    *,
+    repository: str | None,
+    target: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Add an event to the session; it commits (or vanishes) with the change it records."""
+    event = AuditEvent(
+        at=utcnow(),
+        actor=caller.actor,
+        action=action,
+        repository=repository,
+        target=target,
+        before=before,
+        after=after,
+        request_id=caller.request_id,
+    )
+    session.add(event)
+    return event
+
+
+def audit_event_out(event: AuditEvent) -> AuditEventOut:
+    assert event.id is not None
+    return AuditEventOut(
+        id=event.id,
+        at=event.at,
+        actor=event.actor,
+        action=event.action,
+        repository=event.repository,
+        target=event.target,
+        before=event.before,
+        after=event.after,
+        request_id=event.request_id,
+    )
+
+
+def query_audit(
+    session: Session,
+    *,
+    repository: str | None = None,
+    action: str | None = None,
+    actor: str | None = None,
+    target: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> AuditList:
+    """Events matching every given filter, newest first; ``until`` is exclusive."""
+    conditions = []
+    if repository is not None:
+        conditions.append(col(AuditEvent.repository) == repository)
+    if action is not None:
+        conditions.append(col(AuditEvent.action) == action)
+    if actor is not None:
+        conditions.append(col(AuditEvent.actor) == actor)
+    if target is not None:
+        conditions.append(col(AuditEvent.target) == target)
+    if since is not None:
+        conditions.append(col(AuditEvent.at) >= since)
+    if until is not None:
+        conditions.append(col(AuditEvent.at) < until)
+    total = session.exec(select(func.count()).select_from(AuditEvent).where(*conditions)).one()
+    rows = session.exec(
+        select(AuditEvent)
+        .where(*conditions)
+        .order_by(col(AuditEvent.id).desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return AuditList(items=[audit_event_out(row) for row in rows], total=total)

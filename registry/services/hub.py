@@ -1,0 +1,354 @@
+"""The Hugging Face Hub view of a repository: revisions, model info, tree listings and files.
+
+A Hub revision is a version number, an alias, ``main`` (the repository's main
+alias if set, else the latest version), ``latest``, a digest with or without
+``sha256:``, or the 40-hex commit id. Every version's Hub ``sha`` is its commit
+id (the first 40 hex of its digest), so it never changes. Every file is
+presented as a Git LFS file whose oid is its sha256; its git blob id is the
+sha1 of that LFS pointer, as the Hub computes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlmodel import Session, col, select
+
+from registry.errors import AliasNotFound, FileNotFound, InvalidInput, RepositoryNotFound
+from registry.hub_schemas import (
+    HubLastCommit,
+    HubLfs,
+    HubModelInfo,
+    HubRef,
+    HubRefs,
+    HubSibling,
+    HubTreeEntry,
+    HubTreeLfs,
+)
+from registry.services.names import repository_id
+from registry.services.refs import resolve_ref
+from registry.services.repositories import find_repository
+from registry.services.versions import VersionFileRef
+from registry.tables import Alias, Repository, Version, VersionFile
+
+MAIN = "main"
+TREE_PAGE_SIZE = 1000
+TREE_PAGE_SIZE_EXPANDED = 50
+"""The Hub's own page sizes for tree listings (plain and ``expand=true``)."""
+
+
+@dataclass(frozen=True)
+class ResolvedRevision:
+    repository: Repository
+    version: Version
+
+    @property
+    def repo_id(self) -> str:
+        return repository_id(self.repository.namespace, self.repository.name)
+
+    @property
+    def commit(self) -> str:
+        return self.version.digest[:40]
+
+
+@dataclass(frozen=True)
+class HubFile:
+    """A file at a resolved revision, with the commit id the Hub headers carry."""
+
+    file: VersionFileRef
+    commit: str
+
+
+@dataclass(frozen=True)
+class TreePage:
+    entries: list[HubTreeEntry]
+    next_cursor: str | None
+
+
+def hub_timestamp(moment: datetime) -> str:
+    """``2026-03-03T12:00:00.000Z``: the only format ``huggingface_hub`` parses."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def lfs_pointer_size(sha256: str, size: int) -> int:
+    return len(_lfs_pointer(sha256, size))
+
+
+def git_blob_id(sha256: str, size: int) -> str:
+    """The git oid of the file's LFS pointer: what the Hub reports as ``blobId``."""
+    pointer = _lfs_pointer(sha256, size)
+    return hashlib.sha1(b"blob %d\0" % len(pointer) + pointer, usedforsecurity=False).hexdigest()
+
+
+def _lfs_pointer(sha256: str, size: int) -> bytes:
+    return (
+        f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n"
+    ).encode()
+
+
+def find_hub_repository(session: Session, namespace: str, name: str) -> Repository:
+    """The repository; an invalid name is a missing repository to Hub clients."""
+    try:
+        return find_repository(session, namespace, name)
+    except InvalidInput as exc:
+        raise RepositoryNotFound(exc.message) from exc
+
+
+def resolve_revision(
+    session: Session, namespace: str, name: str, revision: str
+) -> ResolvedRevision:
+    """The version a Hub revision names (see the module docstring)."""
+    repository = find_hub_repository(session, namespace, name)
+    if revision != MAIN:
+        version = resolve_ref(session, repository, revision)
+    elif repository.main_alias is None:
+        version = resolve_ref(session, repository, "latest")
+    else:
+        try:
+            version = resolve_ref(session, repository, repository.main_alias)
+        except AliasNotFound as exc:
+            repo_id = repository_id(namespace, name)
+            raise AliasNotFound(
+                f"`main` of {repo_id} is the alias {repository.main_alias!r}, which no longer "
+                f"exists; point the alias at a version again, or serve the latest version with "
+                f"`lorry repo set {repo_id} --clear-main-alias`"
+            ) from exc
+    return ResolvedRevision(repository=repository, version=version)
+
+
+def _version_files(session: Session, version: Version) -> list[VersionFile]:
+    return list(
+        session.exec(
+            select(VersionFile)
+            .where(VersionFile.version_id == version.id)
+            .order_by(col(VersionFile.path))
+        ).all()
+    )
+
+
+def _version_aliases(session: Session, version: Version) -> list[str]:
+    return list(
+        session.exec(
+            select(Alias.name).where(Alias.version_id == version.id).order_by(col(Alias.name))
+        ).all()
+    )
+
+
+def _tags(repository: Repository, version: Version) -> list[str]:
+    card_tags = version.card.get("tags")
+    tags = list(repository.tags)
+    if isinstance(card_tags, list):
+        tags.extend(str(tag) for tag in card_tags)
+    tags.append("lorry")
+    if version.kind == "adapter":
+        tags.extend(["peft", "lora"])
+    return list(dict.fromkeys(tags))
+
+
+def model_info(session: Session, namespace: str, name: str, revision: str) -> HubModelInfo:
+    resolved = resolve_revision(session, namespace, name, revision)
+    repository, version = resolved.repository, resolved.version
+    card = dict(version.card)
+    library = card.get("library_name")
+    pipeline = card.get("pipeline_tag")
+    return HubModelInfo(
+        id=resolved.repo_id,
+        modelId=resolved.repo_id,
+        author=repository.namespace,
+        sha=resolved.commit,
+        lastModified=hub_timestamp(version.created_at),
+        createdAt=hub_timestamp(repository.created_at),
+        library_name=str(library)
+        if library
+        else ("peft" if version.kind == "adapter" else "transformers"),
+        pipeline_tag=str(pipeline) if pipeline else None,
+        tags=_tags(repository, version),
+        cardData=card,
+        siblings=[
+            HubSibling(
+                rfilename=f.path,
+                size=f.size,
+                blobId=git_blob_id(f.sha256, f.size),
+                lfs=HubLfs(
+                    sha256=f.sha256, size=f.size, pointerSize=lfs_pointer_size(f.sha256, f.size)
+                ),
+            )
+            for f in _version_files(session, version)
+        ],
+        usedStorage=version.size,
+        lorry={
+            "version": version.number,
+            "digest": f"sha256:{version.digest}",
+            "aliases": _version_aliases(session, version),
+            "kind": version.kind,
+            "main_alias": repository.main_alias,
+        },
+    )
+
+
+def _directory_oid(commit: str, path: str) -> str:
+    return hashlib.sha1(f"tree {commit} {path}".encode(), usedforsecurity=False).hexdigest()
+
+
+def _last_commit(resolved: ResolvedRevision) -> HubLastCommit:
+    version = resolved.version
+    return HubLastCommit(
+        id=resolved.commit,
+        title=version.message or f"version {version.number}",
+        date=hub_timestamp(version.created_at),
+    )
+
+
+def _directory_entry(
+    resolved: ResolvedRevision, path: str, last_commit: HubLastCommit | None
+) -> HubTreeEntry:
+    return HubTreeEntry(
+        type="directory",
+        oid=_directory_oid(resolved.commit, path),
+        path=path,
+        lastCommit=last_commit,
+    )
+
+
+def _file_entry(row: VersionFile, last_commit: HubLastCommit | None) -> HubTreeEntry:
+    return HubTreeEntry(
+        type="file",
+        oid=git_blob_id(row.sha256, row.size),
+        path=row.path,
+        size=row.size,
+        lfs=HubTreeLfs(
+            oid=row.sha256, size=row.size, pointerSize=lfs_pointer_size(row.sha256, row.size)
+        ),
+        lastCommit=last_commit,
+    )
+
+
+def list_tree(
+    session: Session,
+    namespace: str,
+    name: str,
+    revision: str,
+    path: str = "",
+    *,
+    recursive: bool = False,
+    expand: bool = False,
+    cursor: str | None = None,
+) -> TreePage:
+    """Files and directories under ``path`` (all levels when ``recursive``), one page.
+
+    Directories come first, then files, each by path. ``cursor`` is the offset
+    of the page, as handed out in the previous page's ``next_cursor``.
+    """
+    resolved = resolve_revision(session, namespace, name, revision)
+    prefix = path.strip("/")
+    files = _version_files(session, resolved.version)
+    directories: set[str] = set()
+    listed: list[VersionFile] = []
+    for row in files:
+        if prefix and not row.path.startswith(f"{prefix}/"):
+            continue
+        relative = row.path[len(prefix) + 1 :] if prefix else row.path
+        parts = relative.split("/")
+        base = f"{prefix}/" if prefix else ""
+        if recursive:
+            directories.update(base + "/".join(parts[:depth]) for depth in range(1, len(parts)))
+            listed.append(row)
+        elif len(parts) > 1:
+            directories.add(base + parts[0])
+        else:
+            listed.append(row)
+    if prefix and not listed and not directories:
+        raise FileNotFound(
+            f"{resolved.repo_id} has no directory {prefix!r} at revision {revision!r} "
+            f"(version {resolved.version.number})",
+            commit=resolved.commit,
+        )
+    last_commit = _last_commit(resolved) if expand else None
+    entries = [_directory_entry(resolved, d, last_commit) for d in sorted(directories)]
+    entries += [_file_entry(row, last_commit) for row in listed]
+    start = int(cursor) if cursor and cursor.isdigit() else 0
+    page_size = TREE_PAGE_SIZE_EXPANDED if expand else TREE_PAGE_SIZE
+    end = start + page_size
+    return TreePage(
+        entries=entries[start:end], next_cursor=str(end) if end < len(entries) else None
+    )
+
+
+def paths_info(
+    session: Session,
+    namespace: str,
+    name: str,
+    revision: str,
+    paths: list[str],
+    *,
+    expand: bool = False,
+) -> list[HubTreeEntry]:
+    """The files and directories among ``paths`` at a revision; missing paths are left out."""
+    resolved = resolve_revision(session, namespace, name, revision)
+    rows = {row.path: row for row in _version_files(session, resolved.version)}
+    last_commit = _last_commit(resolved) if expand else None
+    entries = []
+    for path in dict.fromkeys(p.strip("/") for p in paths):
+        if path in rows:
+            entries.append(_file_entry(rows[path], last_commit))
+        elif path and any(file_path.startswith(f"{path}/") for file_path in rows):
+            entries.append(_directory_entry(resolved, path, last_commit))
+    return entries
+
+
+def find_hub_file(session: Session, namespace: str, name: str, revision: str, path: str) -> HubFile:
+    resolved = resolve_revision(session, namespace, name, revision)
+    version = resolved.version
+    row = session.get(VersionFile, (version.id, path))
+    if row is None:
+        raise FileNotFound(
+            f"version {version.number} of {resolved.repo_id} (revision {revision!r}) has no file "
+            f"{path!r}",
+            commit=resolved.commit,
+        )
+    file = VersionFileRef(
+        repository=resolved.repo_id,
+        version=version.number,
+        digest=f"sha256:{version.digest}",
+        path=row.path,
+        sha256=row.sha256,
+        size=row.size,
+    )
+    return HubFile(file=file, commit=resolved.commit)
+
+
+def list_refs(session: Session, namespace: str, name: str) -> HubRefs:
+    """``main`` as the one branch; every alias and version number as a tag."""
+    repository = find_hub_repository(session, namespace, name)
+    versions = session.exec(
+        select(Version).where(Version.repository_id == repository.id).order_by(col(Version.number))
+    ).all()
+    if not versions:
+        return HubRefs(branches=[], tags=[])
+    try:
+        main: ResolvedRevision | None = resolve_revision(session, namespace, name, MAIN)
+    except AliasNotFound:
+        main = None
+    aliases = session.exec(
+        select(Alias.name, Version.digest)
+        .join(Version, col(Version.id) == col(Alias.version_id))
+        .where(Alias.repository_id == repository.id)
+        .order_by(col(Alias.name))
+    ).all()
+    tags = [
+        HubRef(name=alias, ref=f"refs/tags/{alias}", targetCommit=digest[:40])
+        for alias, digest in aliases
+    ]
+    tags += [
+        HubRef(name=str(v.number), ref=f"refs/tags/{v.number}", targetCommit=v.digest[:40])
+        for v in versions
+    ]
+    return HubRefs(
+        branches=[HubRef(name=MAIN, ref="refs/heads/main", targetCommit=main.commit)]
+        if main is not None
+        else [],
+        tags=tags,
+    )

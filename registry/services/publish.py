@@ -1,0 +1,241 @@
+"""Publishing a version: validate everything first, then commit it in one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from registry.config import Settings
+from registry.db import begin_write
+from registry.errors import BlobNotFound, Conflict, InvalidInput, MissingBlob
+from registry.schemas import FileEntry, PublishRequest, VersionOut
+from registry.services.aliases import point_alias
+from registry.services.audit import VERSION_PUBLISH, Caller, record_event
+from registry.services.names import check_alias_name, check_repository_name, repository_id
+from registry.services.repositories import lock_or_create_repository
+from registry.services.versions import version_out
+from registry.storage.base import BlobStore
+from registry.tables import Blob, Repository, Version, VersionFile, utcnow
+from registry.validation import (
+    MODEL_CARD,
+    ManifestEntry,
+    check_manifest,
+    generate_model_card,
+    load_model_card,
+    parse_model_card,
+    validate_adapter,
+)
+
+
+def manifest_digest(entries: Sequence[ManifestEntry | FileEntry]) -> str:
+    """Hex sha256 of the canonical manifest JSON: the version's digest."""
+    canonical = json.dumps(
+        sorted(
+            ({"path": e.path, "sha256": e.sha256, "size": e.size} for e in entries),
+            key=lambda item: str(item["path"]),
+        ),
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _check_blobs(store: BlobStore, entries: Sequence[ManifestEntry]) -> None:
+    missing: list[str] = []
+    for entry in entries:
+        try:
+            stored = store.size(entry.sha256)
+        except BlobNotFound:
+            missing.append(f"{entry.path} (sha256:{entry.sha256})")
+            continue
+        if stored != entry.size:
+            raise InvalidInput(
+                f"file {entry.path!r} is listed with size {entry.size} but its blob "
+                f"sha256:{entry.sha256} holds {stored} bytes; send the file's real size",
+                path=entry.path,
+            )
+    if missing:
+        raise MissingBlob(
+            f"{len(missing)} file(s) of the version were not uploaded: {', '.join(missing)}; "
+            "upload each with PUT /api/v1/blobs/sha256/<hex> before committing the version "
+            "(`lorry push` does this)"
+        )
+
+
+def _store_bytes(store: BlobStore, settings: Settings, data: bytes) -> ManifestEntry:
+    sha256 = hashlib.sha256(data).hexdigest()
+    if not store.exists(sha256):
+        settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=settings.tmp_dir, prefix="card-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            store.put_file(Path(name), sha256)
+        finally:
+            Path(name).unlink(missing_ok=True)
+    return ManifestEntry(path=MODEL_CARD, sha256=sha256, size=len(data))
+
+
+def _insert_blob_rows(session: Session, entries: Sequence[ManifestEntry]) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = utcnow()
+    unique = {entry.sha256: entry.size for entry in entries}
+    session.execute(
+        insert(Blob)
+        .values([{"sha256": sha, "size": size, "created_at": now} for sha, size in unique.items()])
+        .on_conflict_do_nothing(index_elements=["sha256"])
+    )
+
+
+def _card_tags(card: dict[str, Any]) -> list[str] | None:
+    tags = card.get("tags")
+    if isinstance(tags, list) and all(isinstance(tag, str) for tag in tags):
+        return list(tags)
+    return None
+
+
+def _commit_version(
+    session: Session,
+    namespace: str,
+    name: str,
+    request: PublishRequest,
+    entries: Sequence[ManifestEntry],
+    digest: str,
+    metadata: dict[str, Any],
+    card: dict[str, Any],
+    caller: Caller,
+) -> tuple[Repository, Version]:
+    repo_id = repository_id(namespace, name)
+    repository = lock_or_create_repository(session, namespace, name, request.kind, caller)
+    if repository.kind != request.kind:
+        raise Conflict(
+            f"{repo_id} holds {repository.kind}s; push this {request.kind} to another repository"
+        )
+    same = session.exec(
+        select(Version.number).where(
+            Version.repository_id == repository.id, Version.digest == digest
+        )
+    ).first()
+    if same is not None:
+        raise Conflict(
+            f"these files are identical to version {same} of {repo_id} (digest sha256:{digest}); "
+            f"nothing was published. To point an alias at it, run "
+            f"`lorry alias set {repo_id} ALIAS {same}`"
+        )
+    latest = session.exec(
+        select(func.max(col(Version.number))).where(Version.repository_id == repository.id)
+    ).one()
+    assert repository.id is not None
+    version = Version(
+        repository_id=repository.id,
+        number=(latest or 0) + 1,
+        digest=digest,
+        message=request.message,
+        kind=request.kind,
+        size=sum(entry.size for entry in entries),
+        base_model=metadata.get("base_model_name_or_path"),
+        adapter_metadata=metadata,
+        card=card,
+        lineage=None,
+        created_by=caller.actor,
+        created_at=utcnow(),
+    )
+    session.add(version)
+    session.flush()
+    assert version.id is not None
+    session.add_all(
+        VersionFile(version_id=version.id, path=e.path, sha256=e.sha256, size=e.size)
+        for e in entries
+    )
+    _insert_blob_rows(session, entries)
+    tags = _card_tags(card)
+    if tags is not None:
+        repository.tags = tags
+    description = card.get("description")
+    if isinstance(description, str):
+        repository.description = description
+    session.add(repository)
+    record_event(
+        session,
+        caller,
+        VERSION_PUBLISH,
+        repository=repo_id,
+        target=f"{repo_id}@{version.number}",
+        after={
+            "version": version.number,
+            "digest": f"sha256:{digest}",
+            "size": version.size,
+            "files": len(entries),
+            "message": request.message,
+        },
+    )
+    if request.alias is not None:
+        point_alias(session, repository, request.alias, version, request.message, caller)
+    session.flush()
+    return repository, version
+
+
+def publish_version(
+    session: Session,
+    store: BlobStore,
+    settings: Settings,
+    caller: Caller,
+    namespace: str,
+    name: str,
+    request: PublishRequest,
+) -> VersionOut:
+    """Validate the pushed manifest and adapter, then commit version N+1 atomically.
+
+    Everything that can be refused is checked before the database is touched;
+    the repository row (created on first push), the version, its files, blob
+    rows, audit events and the optional alias commit together or not at all.
+    Identical files to an existing version are refused (409) rather than
+    numbered again: the digest identifies one version of a repository.
+    """
+    check_repository_name(namespace, name)
+    if request.alias is not None:
+        check_alias_name(request.alias)
+    entries = [ManifestEntry(path=f.path, sha256=f.sha256, size=f.size) for f in request.files]
+    check_manifest(entries, settings)
+    _check_blobs(store, entries)
+    metadata: dict[str, Any] = {}
+    if request.kind == "adapter":
+        metadata = validate_adapter(entries, store.read_bytes, settings).to_dict()
+    card_entry = next((e for e in entries if e.path == MODEL_CARD), None)
+    if card_entry is not None:
+        card = load_model_card(card_entry, store.read_bytes, settings)
+    elif request.kind == "adapter":
+        text = generate_model_card(repository_id(namespace, name), metadata)
+        entries.append(_store_bytes(store, settings, text.encode("utf-8")))
+        card = parse_model_card(text)
+    else:
+        card = {}
+    digest = manifest_digest(entries)
+
+    begin_write(session)
+    try:
+        repository, version = _commit_version(
+            session, namespace, name, request, entries, digest, metadata, card, caller
+        )
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(
+            f"another change to {repository_id(namespace, name)} happened at the same time "
+            "and the push was rolled back; push again"
+        ) from exc
+    except BaseException:
+        session.rollback()
+        raise
+    return version_out(session, repository, version)

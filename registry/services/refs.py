@@ -1,0 +1,52 @@
+"""Resolve a version reference (number, latest, digest, commit id, alias) to a version row."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from registry.errors import AliasNotFound, InvalidReference, VersionNotFound
+from registry.services.names import parse_ref, repository_id
+from registry.tables import Alias, Repository, Version
+
+
+def resolve_ref(session: Session, repository: Repository, ref: str | int) -> Version:
+    parsed = parse_ref(ref)
+    repo_id = repository_id(repository.namespace, repository.name)
+    query = select(Version).where(Version.repository_id == repository.id)
+    if parsed.kind == "number":
+        row = session.exec(query.where(Version.number == parsed.number)).first()
+        missing = f"version {parsed.value}"
+    elif parsed.kind == "latest":
+        row = session.exec(query.order_by(col(Version.number).desc()).limit(1)).first()
+        missing = "versions"
+    elif parsed.kind == "digest":
+        row = session.exec(query.where(Version.digest == parsed.value)).first()
+        missing = f"a version with digest sha256:{parsed.value}"
+    elif parsed.kind == "commit":
+        matches = session.exec(
+            query.where(col(Version.digest).startswith(parsed.value)).limit(2)
+        ).all()
+        if len(matches) > 1:
+            raise InvalidReference(
+                f"commit id {parsed.value} matches several versions of {repo_id}; "
+                "use the full sha256 digest"
+            )
+        row = matches[0] if matches else None
+        missing = f"a version with commit id {parsed.value}"
+    else:
+        row = session.exec(
+            select(Version)
+            .join(Alias, col(Alias.version_id) == col(Version.id))
+            .where(Alias.repository_id == repository.id, Alias.name == parsed.value)
+        ).first()
+        if row is None:
+            raise AliasNotFound(
+                f"{repo_id} has no alias {parsed.value!r}; list its aliases with "
+                f"`lorry show {repo_id}` or use a version number"
+            )
+        return row
+    if row is None:
+        raise VersionNotFound(
+            f"{repo_id} has no {missing}; list its versions with `lorry show {repo_id}`"
+        )
+    return row

@@ -1,0 +1,95 @@
+"""Read versions and their files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from registry.errors import FileNotFound
+from registry.schemas import FileEntry, VersionList, VersionOut
+from registry.services.names import repository_id
+from registry.services.refs import resolve_ref
+from registry.services.repositories import find_repository
+from registry.tables import Alias, Repository, Version, VersionFile
+
+
+def version_out(session: Session, repository: Repository, row: Version) -> VersionOut:
+    files = session.exec(
+        select(VersionFile).where(VersionFile.version_id == row.id).order_by(col(VersionFile.path))
+    ).all()
+    aliases = session.exec(
+        select(Alias.name).where(Alias.version_id == row.id).order_by(col(Alias.name))
+    ).all()
+    return VersionOut(
+        repository=repository_id(repository.namespace, repository.name),
+        version=row.number,
+        digest=f"sha256:{row.digest}",
+        commit=row.digest[:40],
+        kind=row.kind,
+        message=row.message,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        size=row.size,
+        files=[FileEntry(path=f.path, sha256=f.sha256, size=f.size) for f in files],
+        metadata=row.adapter_metadata,
+        card=row.card,
+        aliases=list(aliases),
+        lineage=row.lineage,
+    )
+
+
+def list_versions(
+    session: Session, namespace: str, name: str, *, limit: int = 50, offset: int = 0
+) -> VersionList:
+    repository = find_repository(session, namespace, name)
+    condition = Version.repository_id == repository.id
+    total = session.exec(select(func.count()).select_from(Version).where(condition)).one()
+    rows = session.exec(
+        select(Version)
+        .where(condition)
+        .order_by(col(Version.number).desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return VersionList(items=[version_out(session, repository, row) for row in rows], total=total)
+
+
+def get_version(session: Session, namespace: str, name: str, ref: str) -> VersionOut:
+    repository = find_repository(session, namespace, name)
+    return version_out(session, repository, resolve_ref(session, repository, ref))
+
+
+@dataclass(frozen=True)
+class VersionFileRef:
+    """A file of a resolved version: what a download needs."""
+
+    repository: str
+    version: int
+    digest: str
+    path: str
+    sha256: str
+    size: int
+
+
+def find_version_file(
+    session: Session, namespace: str, name: str, ref: str, path: str
+) -> VersionFileRef:
+    repository = find_repository(session, namespace, name)
+    version = resolve_ref(session, repository, ref)
+    row = session.get(VersionFile, (version.id, path))
+    repo_id = repository_id(namespace, name)
+    if row is None:
+        raise FileNotFound(
+            f"version {version.number} of {repo_id} has no file {path!r}; "
+            f"its files are listed by `lorry show {repo_id}@{version.number}`"
+        )
+    return VersionFileRef(
+        repository=repo_id,
+        version=version.number,
+        digest=f"sha256:{version.digest}",
+        path=row.path,
+        sha256=row.sha256,
+        size=row.size,
+    )

@@ -1,0 +1,166 @@
+"""Database tables (SQLModel ``table=True`` classes); API schemas live in ``registry.schemas``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every dialect.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no time zones, so values are
+    stored as naive UTC and made aware again when read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _timestamp(*, index: bool = False) -> Any:
+    return Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=index)
+    )
+
+
+class Repository(SQLModel, table=True):
+    __tablename__ = "repositories"
+    __table_args__ = (UniqueConstraint("namespace", "name", name="uq_repositories_namespace_name"),)
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    namespace: str = Field(sa_column=Column(String(96), nullable=False))
+    name: str = Field(sa_column=Column(String(96), nullable=False))
+    kind: str = Field(default="adapter", sa_column=Column(String(16), nullable=False))
+    description: str = Field(default="", sa_column=Column(Text, nullable=False))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_by: str = Field(sa_column=Column(String(255), nullable=False))
+    created_at: datetime = _timestamp()
+    main_alias: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    """The alias that ``main`` means to Hugging Face clients; ``None``: the latest version."""
+
+
+class Version(SQLModel, table=True):
+    __tablename__ = "versions"
+    __table_args__ = (
+        UniqueConstraint("repository_id", "number", name="uq_versions_repository_number"),
+        UniqueConstraint("repository_id", "digest", name="uq_versions_repository_digest"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    repository_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False)
+    )
+    number: int = Field(sa_column=Column(Integer, nullable=False))
+    digest: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    """Hex sha256 of the canonical manifest."""
+    message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    kind: str = Field(default="adapter", sa_column=Column(String(16), nullable=False))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    base_model: str | None = Field(
+        default=None, sa_column=Column(String(512), nullable=True, index=True)
+    )
+    """``base_model_name_or_path`` of the adapter, kept apart from the metadata for search."""
+    adapter_metadata: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column("metadata", JSON, nullable=False)
+    )
+    card: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    lineage: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_by: str = Field(sa_column=Column(String(255), nullable=False))
+    created_at: datetime = _timestamp()
+
+
+class VersionFile(SQLModel, table=True):
+    __tablename__ = "version_files"
+    __table_args__ = (Index("ix_version_files_sha256", "sha256"),)
+
+    version_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
+    )
+    path: str = Field(sa_column=Column(String(1024), primary_key=True))
+    sha256: str = Field(sa_column=Column(String(64), nullable=False))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class Blob(SQLModel, table=True):
+    """A blob referenced by at least one committed version."""
+
+    __tablename__ = "blobs"
+
+    sha256: str = Field(sa_column=Column(String(64), primary_key=True))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime = _timestamp()
+
+
+class Alias(SQLModel, table=True):
+    __tablename__ = "aliases"
+
+    repository_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    name: str = Field(sa_column=Column(String(64), primary_key=True))
+    version_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("versions.id"), nullable=False, index=True)
+    )
+    updated_by: str = Field(sa_column=Column(String(255), nullable=False))
+    updated_at: datetime = _timestamp()
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only: rows are inserted, never updated or deleted."""
+
+    __tablename__ = "audit_events"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    at: datetime = _timestamp(index=True)
+    actor: str = Field(sa_column=Column(String(255), nullable=False, index=True))
+    action: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    repository: str | None = Field(
+        default=None, sa_column=Column(String(200), nullable=True, index=True)
+    )
+    target: str = Field(sa_column=Column(String(1024), nullable=False))
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    request_id: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
+
+
+metadata = SQLModel.metadata
