@@ -1,0 +1,230 @@
+"""Registry commands of ``lorry``: push, pull, ls, show, alias, audit (HTTP clients only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from cli import render
+from cli.alias_commands import alias_app
+from cli.common import (
+    JsonOption,
+    Kind,
+    RegistryOption,
+    echo_json,
+    parse_reference,
+    parse_time,
+    registry_client,
+    stderr,
+    stdout,
+    transfer_progress,
+)
+from cli.transfer import pull_version, push_directory
+
+__all__ = ["register"]
+
+
+# -- push / pull -----------------------------------------------------------------------------
+
+
+def push(
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            file_okay=False,
+            dir_okay=True,
+            metavar="DIR",
+            help="Adapter directory to publish.",
+        ),
+    ],
+    repository: Annotated[str, typer.Argument(metavar="NAMESPACE/NAME")],
+    alias: Annotated[
+        str | None, typer.Option("--alias", help="Point this alias at the new version.")
+    ] = None,
+    message: Annotated[str | None, typer.Option("--message", "-m", help="Version note.")] = None,
+    kind: Annotated[Kind, typer.Option("--kind", help="Repository kind.")] = Kind.adapter,
+    json_out: JsonOption = False,
+    registry: RegistryOption = None,
+) -> None:
+    """Publish DIR as the next version of NAMESPACE/NAME.
+
+    Hidden files and directories (.git, .cache, ...) are skipped.
+
+    Pickled weights and symbolic links pointing outside DIR are refused before any upload.
+
+    Blobs the registry already has are not uploaded again.
+    """
+    repo, _ = parse_reference(repository, allow_ref=False)
+    with registry_client(registry) as client, transfer_progress(json_out) as progress:
+        result = push_directory(
+            client,
+            directory,
+            repo,
+            message=message,
+            alias=alias,
+            kind=kind.value,
+            progress=progress,
+        )
+    if json_out:
+        echo_json(result.as_json())
+        return
+    version = result.version
+    typer.echo(f"{result.ref} ({version['digest']})")
+    stderr.print(
+        f"uploaded {render.human_bytes(result.uploaded_bytes)} "
+        f"({len(result.uploaded_files)} files), skipped {render.human_bytes(result.skipped_bytes)}"
+        f" ({len(result.skipped_files)} files already in the registry)"
+    )
+    if alias:
+        stderr.print(f"alias {escape(alias)} → {escape(result.ref)}")
+
+
+def pull(
+    reference: Annotated[str, typer.Argument(metavar="NAMESPACE/NAME[@REF]")],
+    directory: Annotated[
+        Path,
+        typer.Argument(file_okay=False, metavar="DIR", help="Where to write the files (created)."),
+    ],
+    json_out: JsonOption = False,
+    registry: RegistryOption = None,
+) -> None:
+    """Download a version into DIR, verifying every file's size and sha256.
+
+    REF is a version number, an alias, or a sha256: digest; default latest.
+
+    Files already in DIR with the right sha256 are kept.
+    """
+    repo, ref = parse_reference(reference, allow_ref=True)
+    with registry_client(registry) as client, transfer_progress(json_out) as progress:
+        result = pull_version(client, repo, ref or "latest", directory, progress=progress)
+    if json_out:
+        echo_json(result.as_json())
+        return
+    version = result.version
+    typer.echo(f"{version['repository']}@{version['version']} ({version['digest']})")
+    stderr.print(
+        f"{escape(str(directory))}: downloaded {len(result.downloaded_files)} files "
+        f"({render.human_bytes(result.downloaded_bytes)}), kept {len(result.kept_files)} "
+        "already there"
+    )
+
+
+# -- read commands ---------------------------------------------------------------------------
+
+
+def ls(
+    query: Annotated[
+        str | None, typer.Argument(help="Text matched against id, description and tags.")
+    ] = None,
+    namespace: Annotated[str | None, typer.Option("--namespace")] = None,
+    base_model: Annotated[str | None, typer.Option("--base-model")] = None,
+    tag: Annotated[str | None, typer.Option("--tag")] = None,
+    kind: Annotated[Kind | None, typer.Option("--kind")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
+    json_out: JsonOption = False,
+    registry: RegistryOption = None,
+) -> None:
+    """List and search repositories."""
+    with registry_client(registry) as client:
+        page = client.list_repos(
+            q=query,
+            namespace=namespace,
+            base_model=base_model,
+            tag=tag,
+            kind=kind.value if kind else None,
+            limit=limit,
+            offset=offset,
+        )
+    if json_out:
+        echo_json(page)
+        return
+    stdout.print(render.repos_table(page["items"], page["total"]))
+
+
+def show(
+    reference: Annotated[str, typer.Argument(metavar="NAMESPACE/NAME[@REF]")],
+    modules: Annotated[bool, typer.Option("--modules", help="List LoRA module shapes.")] = False,
+    json_out: JsonOption = False,
+    registry: RegistryOption = None,
+) -> None:
+    """Show a version (with @REF) or a repository and its versions."""
+    repo, ref = parse_reference(reference, allow_ref=True)
+    with registry_client(registry) as client:
+        if ref is not None:
+            version = client.get_version(repo, ref)
+            if json_out:
+                echo_json(version)
+            else:
+                stdout.print(render.version_panel(version, show_modules=modules))
+            return
+        repository = client.get_repo(repo)
+        versions = client.list_versions(repo, limit=100)
+    if json_out:
+        echo_json({"repository": repository, "versions": versions})
+        return
+    stdout.print(render.repo_panel(repository))
+    stdout.print(render.versions_table(versions["items"], versions["total"]))
+
+
+# -- audit -----------------------------------------------------------------------------------
+
+
+def audit(
+    repo: Annotated[
+        str | None, typer.Option("--repo", metavar="NAMESPACE/NAME", help="One repository.")
+    ] = None,
+    action: Annotated[
+        str | None,
+        typer.Option(
+            "--action",
+            help=(
+                "repository.create, repository.update, version.publish, version.pull, "
+                "alias.set or alias.delete."
+            ),
+        ),
+    ] = None,
+    actor: Annotated[str | None, typer.Option("--actor")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="ISO time or a duration back: 30m, 1h, 7d.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="ISO time or a duration back: 30m, 1h, 7d.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
+    offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
+    json_out: JsonOption = False,
+    registry: RegistryOption = None,
+) -> None:
+    """Query the audit log, newest first."""
+    repository = parse_reference(repo, allow_ref=False)[0] if repo else None
+    since_iso = parse_time(since, "--since")
+    until_iso = parse_time(until, "--until")
+    with registry_client(registry) as client:
+        page = client.audit(
+            repository=repository,
+            action=action,
+            actor=actor,
+            since=since_iso,
+            until=until_iso,
+            limit=limit,
+            offset=offset,
+        )
+    if json_out:
+        echo_json(page)
+        return
+    stdout.print(render.audit_table(page["items"], page["total"]))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the registry commands to the ``lorry`` app."""
+    app.command("push")(push)
+    app.command("pull")(pull)
+    app.command("ls")(ls)
+    app.command("show")(show)
+    app.add_typer(alias_app, name="alias")
+    app.command("audit")(audit)
