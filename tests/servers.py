@@ -283,6 +283,60 @@ class PostgresCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+class RestartablePostgresCluster(PostgresCluster):
+    """A private cluster that a test can stop (``halt``) and start again (``resume``) with its
+    data kept: a real server restart, for the recovery tests."""
+
+    def halt(self) -> None:
+        """Fast shutdown (clients are disconnected); the data directory stays."""
+        if self.process is not None:
+            _terminate(self.process, signal.SIGINT)
+            self.process = None
+
+    def resume(self) -> None:
+        """Start the server again on the same port and data; wait until it answers."""
+        if self.process is not None:
+            return
+        self.process = _spawn(
+            [
+                str(self.bindir / "postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.root),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=200",
+            ],
+            log=self.log,
+            user=self.os_user,
+        )
+        _wait_until(self._answers, self.process, f"PostgreSQL on port {self.port} (restarted)")
+
+
+@pytest.fixture
+def restartable_postgres() -> Iterator[RestartablePostgresCluster]:
+    """A private PostgreSQL cluster of the test's own, which it may halt and resume."""
+    bindir = find_postgres_bin()
+    if bindir is None:
+        unavailable("PostgreSQL server binaries (initdb, postgres) not found")
+    try:
+        cluster = _start_with_retries(
+            lambda: RestartablePostgresCluster(bindir), RestartablePostgresCluster.start
+        )
+    except (RuntimeError, OSError) as exc:
+        unavailable(f"could not start a private PostgreSQL cluster from {bindir}: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 def libpq_url(sqlalchemy_url: str) -> str:
     """``postgresql+psycopg://...`` -> ``postgresql://...`` for psycopg.connect."""
     url = make_url(sqlalchemy_url).set(drivername="postgresql")

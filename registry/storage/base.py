@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -52,6 +53,11 @@ class BlobStore(Protocol):
     def delete(self, sha256: str) -> None: ...
 
     def iter_digests(self) -> Iterator[str]: ...
+
+    def modified_at(self, sha256: str) -> datetime:
+        """When the blob was stored (UTC); ``BlobNotFound`` if absent. ``lorry gc`` keeps
+        unreferenced blobs younger than its grace period."""
+        ...
 
     def check(self) -> None:
         """Raise ``StorageUnavailable`` unless the store can be read and written."""

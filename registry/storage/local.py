@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from registry.errors import BlobNotFound, StorageUnavailable
@@ -90,6 +91,12 @@ class LocalBlobStore:
         for prefix in sorted(base.iterdir()):
             for blob in sorted(prefix.iterdir()):
                 yield blob.name
+
+    def modified_at(self, sha256: str) -> datetime:
+        try:
+            return datetime.fromtimestamp(self._path(sha256).stat().st_mtime, tz=UTC)
+        except FileNotFoundError:
+            raise BlobNotFound(f"blob sha256:{sha256} is not in the store") from None
 
     def check(self) -> None:
         probe = self.root / ".readyz"

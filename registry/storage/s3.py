@@ -6,7 +6,7 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -261,6 +261,13 @@ class S3BlobStore:
                 name = (obj.object_name or "").rsplit("/", 1)[-1]
                 if _HEX64.match(name):
                     yield name
+
+    def modified_at(self, sha256: str) -> datetime:
+        with self._translate(f"look up blob sha256:{sha256}", sha256):
+            stat = self._client.stat_object(self.bucket, self._key(sha256))
+        if stat.last_modified is None:
+            return datetime.now(UTC)
+        return stat.last_modified.astimezone(UTC)
 
     def check(self) -> None:
         probe = f"{self.prefix}/.readyz" if self.prefix else ".readyz"

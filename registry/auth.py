@@ -1,0 +1,176 @@
+"""Authentication and authorization of requests: bearer tokens, scopes, namespaces.
+
+Modes:
+
+- **Open** (no token was ever created): every caller is ``local`` with every
+  scope, as before tokens existed. Only allowed on a loopback address
+  (``check_exposure``).
+- **Closed** (at least one token exists, revoked ones included): a request
+  with ``Authorization: Bearer lorry_...`` acts as the token's principal; a
+  request without one (or with a token that is not a Lorry token, such as a
+  Hugging Face token sent by ``huggingface_hub``) is ``anonymous``, which may
+  read when ``LORRY_ANONYMOUS_READ`` is true (the default) and do nothing else.
+
+``authorize`` is mounted on the API and Hub routers; it derives the scope a
+request needs from its method and route (``required_access``) and the
+namespace from the ``{namespace}`` path parameter. Protected aliases are
+checked where aliases change (``registry.services.policies``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from fastapi import Request
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from registry.config import Settings
+from registry.errors import Forbidden, InsecureConfiguration, Unauthorized
+from registry.services.principals import (
+    ADMIN,
+    ANONYMOUS,
+    ANONYMOUS_READER,
+    LOCAL,
+    PROMOTE,
+    READ,
+    WRITE,
+    Principal,
+)
+from registry.services.tokens import TOKEN_PREFIX, active_admin_exists, authenticate, tokens_exist
+
+_API_PREFIX = "/api/v1"
+_ADMIN_PREFIXES = ("/tokens", "/policies", "/gc")
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_READ_ONLY_POSTS = frozenset({"/api/models/{namespace}/{name}/paths-info/{revision}"})
+_ALIAS_ROUTE = "/repos/{namespace}/{name}/aliases/{alias}"
+BOOTSTRAP_COMMAND = "lorry token create --admin --principal NAME"
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a request needs: one of ``scopes``, on its namespace or (``everywhere``) on all."""
+
+    scopes: tuple[str, ...]
+    everywhere: bool = False
+
+    def describe(self) -> str:
+        return " or ".join(self.scopes)
+
+
+def required_access(method: str, route_path: str) -> Access:
+    """The scope that a request needs, from its method and route template (the role matrix).
+
+    ``route_path`` is the template with or without the ``/api/v1`` prefix.
+
+    - ``/api/v1/tokens``, ``/api/v1/policies`` (changes) and ``/api/v1/gc``: ``admin`` on
+      every namespace; listing the rules needs only ``read``.
+    - alias ``PUT``/``DELETE``: ``write`` or ``promote`` (protected aliases: ``promote``).
+    - other changes (push, blob upload, repository settings, compose): ``write``.
+    - reads: ``read``.
+    """
+    method = method.upper()
+    if route_path.startswith(f"{_API_PREFIX}/"):
+        route_path = route_path[len(_API_PREFIX) :]
+    if route_path.startswith(_ADMIN_PREFIXES):
+        if route_path.startswith("/policies") and method in _READ_METHODS:
+            return Access((READ,))
+        return Access((ADMIN,), everywhere=True)
+    if method in _READ_METHODS or route_path in _READ_ONLY_POSTS:
+        return Access((READ,))
+    if route_path == _ALIAS_ROUTE:
+        return Access((WRITE, PROMOTE))
+    return Access((WRITE,))
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def _closed(request: Request, session: Session) -> bool:
+    state = request.app.state
+    if getattr(state, "tokens_exist", False):
+        return True
+    closed = tokens_exist(session)
+    if closed:
+        state.tokens_exist = True
+    return closed
+
+
+def resolve_principal(request: Request) -> Principal:
+    """The caller of ``request`` (computed once per request)."""
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    settings: Settings = request.app.state.settings
+    token = bearer_token(request)
+    with Session(request.app.state.engine) as session:
+        if not _closed(request, session):
+            principal = LOCAL
+        elif token is not None and token.startswith(TOKEN_PREFIX):
+            principal = authenticate(session, token)
+        else:
+            principal = ANONYMOUS_READER if settings.anonymous_read else ANONYMOUS
+    request.state.principal = principal
+    return principal
+
+
+def authorize(request: Request) -> None:
+    """Router dependency: refuse (401/403) a request whose caller lacks the scope it needs."""
+    principal = resolve_principal(request)
+    route = request.scope.get("route")
+    route_path: str = getattr(route, "path", request.url.path)
+    access = required_access(request.method, route_path)
+    namespace = request.path_params.get("namespace")
+    if access.everywhere:
+        allowed = any(principal.allows(scope) for scope in access.scopes)
+        where = "every namespace"
+    elif namespace is not None:
+        allowed = any(principal.allows(scope, namespace) for scope in access.scopes)
+        where = f"namespace {namespace!r}"
+    else:
+        allowed = any(principal.allows_somewhere(scope) for scope in access.scopes)
+        where = "some namespace"
+    if allowed:
+        return
+    if principal.token_id is None:
+        raise Unauthorized(
+            f"{request.method} {request.url.path} needs a token with the {access.describe()} "
+            "scope; "
+            "send it as `Authorization: Bearer <token>` (the CLI reads LORRY_TOKEN)"
+        )
+    raise Forbidden(
+        f"token {principal.token_id} of {principal.name!r} lacks the {access.describe()} scope "
+        f"on {where} that {request.method} {request.url.path} needs"
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(settings: Settings, engine: Engine) -> None:
+    """Refuse to serve on a non-loopback address unless an active admin token exists."""
+    if is_loopback(settings.host):
+        return
+    with Session(engine) as session:
+        if active_admin_exists(session):
+            return
+    raise InsecureConfiguration(
+        f"refusing to listen on {settings.host}, which is not a loopback address, without an "
+        f"admin token: anyone who can reach it could publish and move aliases. Create one with "
+        f"`{BOOTSTRAP_COMMAND}` (same LORRY_DATABASE_URL; it prints the token once), "
+        "then start again"
+    )

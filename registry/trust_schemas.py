@@ -1,0 +1,122 @@
+"""API schemas of tokens, protected-alias rules, audit verification and gc."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Scope = Literal["read", "write", "promote", "admin"]
+NAMESPACE_PATTERN = r"^(\*|[A-Za-z0-9*?][A-Za-z0-9._*?-]{0,95}(/\*)?)$"
+REPOSITORY_PATTERN = (
+    r"^(\*|[A-Za-z0-9*?][A-Za-z0-9._*?-]{0,95}/(\*|[A-Za-z0-9*?][A-Za-z0-9._*?-]{0,95}))$"
+)
+ALIAS_PATTERN = r"^[a-z*?][a-z0-9._*?-]{0,63}$"
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TokenCreate(_Schema):
+    principal: str = Field(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$",
+        description="who uses the token; audit events name it as the actor",
+    )
+    scopes: list[Scope] = Field(min_length=1, max_length=4)
+    namespaces: list[str] = Field(
+        default_factory=lambda: ["*"],
+        min_length=1,
+        max_length=100,
+        description="namespace patterns such as `acme/*` or `*`",
+    )
+    description: str = Field(default="", max_length=1000)
+    expires_at: datetime | None = None
+
+
+class TokenOut(_Schema):
+    id: str
+    principal: str
+    scopes: list[str]
+    namespaces: list[str]
+    description: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="the secret; shown only in this response")
+
+
+class TokenList(_Schema):
+    items: list[TokenOut]
+
+
+class PolicyCreate(_Schema):
+    repository: str = Field(
+        max_length=200,
+        pattern=REPOSITORY_PATTERN,
+        description="`ns/name`, `ns/*` (a namespace) or `*` (every repository)",
+    )
+    alias: str = Field(max_length=64, pattern=ALIAS_PATTERN, description="alias name or pattern")
+    require_reason: bool = True
+    description: str = Field(default="", max_length=1000)
+
+
+class PolicyOut(_Schema):
+    id: int
+    repository: str
+    alias: str
+    require_reason: bool
+    description: str
+    created_by: str
+    created_at: datetime
+
+
+class PolicyList(_Schema):
+    items: list[PolicyOut]
+
+
+class ChainProblemOut(_Schema):
+    kind: Literal["edited", "removed", "reordered", "inserted"]
+    event_id: int | None
+    message: str
+
+
+class AuditVerification(_Schema):
+    ok: bool
+    events: int
+    head_hash: str
+    head_event_id: int | None
+    problem: ChainProblemOut | None
+
+
+class AliasAt(_Schema):
+    repository: str
+    alias: str
+    time: datetime
+    version: int | None = Field(description="`null`: the alias did not exist at that time")
+    digest: str | None
+    since: datetime | None = Field(description="when the alias was moved there")
+    actor: str | None
+    reason: str | None
+    event_id: int | None
+
+
+class GcBlob(_Schema):
+    sha256: str
+    size: int
+
+
+class GcReport(_Schema):
+    dry_run: bool
+    grace_minutes: int
+    unreferenced: list[GcBlob]
+    deleted: list[str]
+    kept_recent: int = Field(description="unreferenced blobs younger than the grace period")
+    bytes: int = Field(description="total size of the unreferenced blobs listed")

@@ -1,0 +1,120 @@
+"""The role matrix: every mutating endpoint of the OpenAPI document × every scope."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+
+ALL = frozenset({"read", "write", "promote", "admin"})
+WRITE = frozenset({"write", "admin"})
+ADMIN = frozenset({"admin"})
+MOVE_ALIAS = frozenset({"write", "promote", "admin"})
+
+MATRIX: dict[tuple[str, str], frozenset[str]] = {
+    ("PATCH", "/api/v1/repos/{namespace}/{name}"): WRITE,
+    ("POST", "/api/v1/repos/{namespace}/{name}/versions"): WRITE,
+    ("PUT", "/api/v1/repos/{namespace}/{name}/aliases/{alias}"): MOVE_ALIAS,
+    ("DELETE", "/api/v1/repos/{namespace}/{name}/aliases/{alias}"): MOVE_ALIAS,
+    ("PUT", "/api/v1/blobs/sha256/{sha256}"): WRITE,
+    ("POST", "/api/v1/tokens"): ADMIN,
+    ("DELETE", "/api/v1/tokens/{token_id}"): ADMIN,
+    ("POST", "/api/v1/policies"): ADMIN,
+    ("DELETE", "/api/v1/policies/{policy_id}"): ADMIN,
+    ("POST", "/api/v1/gc"): ADMIN,
+    ("POST", "/api/v1/compositions"): WRITE,
+    ("POST", "/api/v1/jobs/{job_id}/cancel"): WRITE,
+    ("POST", "/api/models/{namespace}/{name}/paths-info/{revision}"): ALL,
+}
+"""Which scopes may call each mutating endpoint (``admin`` implies every scope)."""
+
+ADMIN_READS: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/api/v1/tokens"): ADMIN,
+    ("GET", "/api/v1/gc"): ADMIN,
+    ("GET", "/api/v1/policies"): ALL,
+    ("GET", "/api/v1/audit/verify"): ALL,
+    ("GET", "/api/v1/audit"): ALL,
+}
+
+PATH_VALUES = {
+    "namespace": "acme",
+    "name": "sql-lora",
+    "alias": "staging",
+    "sha256": "0" * 64,
+    "token_id": "000000000000",
+    "policy_id": "999",
+    "job_id": "999",
+    "revision": "main",
+}
+
+
+def _mutating_operations(client: TestClient) -> list[tuple[str, str]]:
+    paths = client.app.openapi()["paths"]  # type: ignore[attr-defined]
+    return sorted(
+        (method.upper(), path)
+        for path, operations in paths.items()
+        for method in operations
+        if method in {"post", "put", "patch", "delete"}
+    )
+
+
+def _url(path: str) -> str:
+    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: PATH_VALUES[m.group(1)], path)
+
+
+def _call(client: TestClient, method: str, path: str, headers: dict[str, str]) -> tuple[int, str]:
+    url = _url(path)
+    if path.startswith("/api/v1/blobs"):
+        response = client.request(method, url, content=b"not the digest", headers=headers)
+    elif "paths-info" in path:
+        response = client.request(method, url, data={"paths": ["x"]}, headers=headers)
+    elif method == "DELETE":
+        response = client.request(method, url, headers=headers)
+    else:
+        response = client.request(method, url, json={}, headers=headers)
+    return response.status_code, response.text
+
+
+def test_every_mutating_endpoint_is_in_the_matrix(sqlite_client: TestClient) -> None:
+    unknown = set(_mutating_operations(sqlite_client)) - set(MATRIX)
+    assert not unknown, f"add these endpoints to the role matrix (and required_access): {unknown}"
+
+
+@pytest.mark.parametrize("scope", ["anonymous", "read", "write", "promote", "admin"])
+def test_each_scope_reaches_exactly_its_endpoints(
+    sqlite_client: TestClient, token_factory: Callable[..., dict[str, str]], scope: str
+) -> None:
+    token_factory(["admin"], principal="owner")
+    headers = {} if scope == "anonymous" else token_factory([scope], principal=f"p-{scope}")
+    operations = {**MATRIX, **ADMIN_READS}
+    for (method, path), allowed in sorted(operations.items()):
+        if (method, path) not in ADMIN_READS and (method, path) not in set(
+            _mutating_operations(sqlite_client)
+        ):
+            continue
+        status, body = _call(sqlite_client, method, path, headers)
+        where = f"{scope} {method} {path}: {status} {body}"
+        assert status < 500, where
+        if scope in allowed or (scope == "anonymous" and allowed == ALL):
+            assert status not in (401, 403), where
+        elif scope == "anonymous":
+            assert status == 401, where
+        else:
+            assert status == 403, where
+
+
+def test_a_token_limited_to_another_namespace_is_refused_on_every_repository_endpoint(
+    sqlite_client: TestClient, token_factory: Callable[..., dict[str, str]]
+) -> None:
+    headers = token_factory(["admin"], ["other/*"], principal="elsewhere")
+    for method, path in _mutating_operations(sqlite_client):
+        if "{namespace}" not in path or "paths-info" in path:
+            continue
+        status, body = _call(sqlite_client, method, path, headers)
+        assert status == 403, f"{method} {path}: {status} {body}"
+        assert "namespace 'acme'" in body
+    for method, path in [("POST", "/api/v1/tokens"), ("POST", "/api/v1/gc")]:
+        status, body = _call(sqlite_client, method, path, headers)
+        assert status == 403, f"a namespaced admin is not a global admin: {method} {path} {body}"
