@@ -29,6 +29,7 @@ def serve(
     import uvicorn
 
     from registry.app import create_app
+    from registry.auth import check_exposure
     from registry.config import Settings
     from registry.db import create_engine_for, ensure_migrated, upgrade
     from registry.errors import LorryError
@@ -48,10 +49,20 @@ def serve(
                 ensure_migrated(engine)
             finally:
                 engine.dispose()
+        engine = create_engine_for(settings)
+        try:
+            check_exposure(settings, engine)
+        finally:
+            engine.dispose()
     except LorryError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from None
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+    )
 
 
 @db_app.command("upgrade")

@@ -7,13 +7,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from registry.api.errors import install_error_handlers
+from composer import ComposerError
+from registry.api.errors import composer_error_status, install_error_handlers, register_error_type
+from registry.api.limits import BodyLimitMiddleware, HeaderLimitMiddleware
 from registry.api.main import api_router, health_router, hub_router
 from registry.api.middleware import RequestIdMiddleware
+from registry.auth import authorize, check_exposure
 from registry.config import Settings
 from registry.db import create_engine_for, ensure_migrated
+from registry.jobs import open_job_queue
 from registry.storage import open_blob_store
 
 logger = logging.getLogger(__name__)
@@ -32,8 +36,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(ensure_migrated, engine)
+        await anyio.to_thread.run_sync(check_exposure, settings, engine)
         app.state.blob_store = await anyio.to_thread.run_sync(open_blob_store, settings)
         settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        job_queue = open_job_queue(
+            engine, app.state.blob_store, settings, run_jobs=settings.embedded_worker
+        )
+        await anyio.to_thread.run_sync(job_queue.start)
+        app.state.job_queue = job_queue
         logger.info(
             "Lorry ready: database %s, blobs %s",
             engine.url.render_as_string(hide_password=True),
@@ -42,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await anyio.to_thread.run_sync(job_queue.stop)
             engine.dispose()
 
     app = FastAPI(
@@ -53,8 +64,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     install_error_handlers(app)
+    register_error_type(app, ComposerError, composer_error_status)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_json_body_bytes)
+    app.add_middleware(HeaderLimitMiddleware, max_bytes=settings.max_header_bytes)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
-    app.include_router(api_router)
-    app.include_router(hub_router)
+    app.include_router(api_router, dependencies=[Depends(authorize)])
+    app.include_router(hub_router, dependencies=[Depends(authorize)])
     return app

@@ -45,6 +45,30 @@ class Settings(BaseSettings):
     """Largest JSON / model card file that the service parses."""
     max_safetensors_header_bytes: int = 100 * MiB
     """Largest safetensors JSON header that the service parses."""
+    max_json_body_bytes: int = 4 * MiB
+    """Largest JSON (or form) request body; blob uploads are limited by ``max_file_bytes``."""
+    max_header_bytes: int = 64 * 1024
+    """Largest request head (request line + headers) that ``lorry serve`` accepts."""
+
+    anonymous_read: bool = True
+    """Once tokens exist: whether requests without a token may read (list, show, pull)."""
+    gc_grace_minutes: int = 60
+    """``lorry gc`` keeps unreferenced blobs younger than this: a push may be about to
+    commit a version that references them."""
+
+    embedded_worker: bool = True
+    """Run composition jobs inside ``lorry serve`` (threads on SQLite, a procrastinate
+    worker on PostgreSQL); set it false where separate ``lorry worker`` processes run them."""
+    job_threads: int = Field(default=1, ge=1)
+    """Jobs one process (``lorry serve`` or ``lorry worker``) runs at the same time."""
+    job_heartbeat_s: float = Field(default=5.0, gt=0)
+    """How often a running job's process writes its heartbeat."""
+    job_stale_after_s: float = Field(default=60.0, gt=0)
+    """A running job whose heartbeat is older than this is taken as orphaned by a dead process."""
+    job_max_attempts: int = Field(default=2, ge=1)
+    """Runs of one job before an orphaned job is failed instead of retried."""
+    compose_module_delay_s: float = Field(default=0.0, ge=0)
+    """Test aid: a pause after each composed module, to make a job slow enough to interrupt."""
 
     def resolved_database_url(self) -> str:
         if self.database_url:

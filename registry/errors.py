@@ -17,6 +17,7 @@ and a message that says what was wrong and how to fix it. One handler in
     │   ├── PickleNotAllowed        422 pickle_not_allowed
     │   ├── InvalidAdapter          422 invalid_adapter
     │   │   └── InvalidSafetensors  422 invalid_safetensors
+    │   ├── InvalidModel            422 invalid_model
     │   ├── InvalidModelCard        422 invalid_model_card
     │   ├── UnsupportedAdapterType  422 unsupported_adapter_type
     │   ├── DigestMismatch          422 digest_mismatch
@@ -24,9 +25,15 @@ and a message that says what was wrong and how to fix it. One handler in
     ├── TooLarge                    413 too_large
     ├── RangeNotSatisfiable         416 range_not_satisfiable
     ├── Conflict                    409 conflict
+    ├── JobNotFound (NotFound)      404 job_not_found
     ├── StorageUnavailable          503 storage_unavailable
     ├── DatabaseUnavailable         503 database_unavailable
-    └── NotMigrated                 (startup only) not_migrated
+    ├── NotMigrated                 (startup only) not_migrated
+    ├── Unauthorized                401 unauthorized
+    ├── Forbidden                   403 forbidden
+    ├── TokenNotFound (NotFound)    404 token_not_found
+    ├── PolicyNotFound (NotFound)   404 policy_not_found
+    └── InsecureConfiguration       (startup only) insecure_configuration
 """
 
 from __future__ import annotations
@@ -94,6 +101,10 @@ class InvalidSafetensors(InvalidAdapter):
     code = "invalid_safetensors"
 
 
+class InvalidModel(InvalidInput):
+    code = "invalid_model"
+
+
 class InvalidModelCard(InvalidInput):
     code = "invalid_model_card"
 
@@ -125,6 +136,10 @@ class Conflict(LorryError):
     status_code = 409
 
 
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+
 class StorageUnavailable(LorryError):
     code = "storage_unavailable"
     status_code = 503
@@ -137,4 +152,33 @@ class DatabaseUnavailable(LorryError):
 
 class NotMigrated(LorryError):
     code = "not_migrated"
+    status_code = 503
+
+
+class Unauthorized(LorryError):
+    """No valid token where one is needed (missing, unknown, revoked or expired)."""
+
+    code = "unauthorized"
+    status_code = 401
+
+
+class Forbidden(LorryError):
+    """A valid token without the scope, namespace or reason that the operation needs."""
+
+    code = "forbidden"
+    status_code = 403
+
+
+class TokenNotFound(NotFound):
+    code = "token_not_found"
+
+
+class PolicyNotFound(NotFound):
+    code = "policy_not_found"
+
+
+class InsecureConfiguration(LorryError):
+    """(startup only) A server on a non-loopback address without an admin token."""
+
+    code = "insecure_configuration"
     status_code = 503

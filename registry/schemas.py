@@ -117,6 +117,9 @@ class AuditEventOut(_Schema):
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     request_id: str | None
+    hash: str | None = Field(
+        default=None, description="sha256 chaining this event to the one before it"
+    )
 
 
 class AuditList(_Schema):

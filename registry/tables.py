@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -161,6 +162,99 @@ class AuditEvent(SQLModel, table=True):
     before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     request_id: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
+    prev_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    """Hash of the event before this one (``registry.services.audit_chain``)."""
+    hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    """sha256 over this event's fields and ``prev_hash``."""
+
+
+class AuditChainHead(SQLModel, table=True):
+    """One row: the newest event of the audit chain; appending locks it."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    last_event_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    last_hash: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class ApiToken(SQLModel, table=True):
+    """An API token: only the sha256 of its secret is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: str = Field(sa_column=Column(String(32), primary_key=True))
+    principal: str = Field(sa_column=Column(String(255), nullable=False))
+    token_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    namespaces: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    description: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_by: str = Field(sa_column=Column(String(255), nullable=False))
+    created_at: datetime = _timestamp()
+    expires_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    revoked_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+
+
+class AliasPolicy(SQLModel, table=True):
+    """A protected-alias rule: matching aliases need the ``promote`` scope (and a reason)."""
+
+    __tablename__ = "alias_policies"
+    __table_args__ = (
+        UniqueConstraint("repository_pattern", "alias_pattern", name="uq_alias_policies_patterns"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    repository_pattern: str = Field(sa_column=Column(String(200), nullable=False))
+    alias_pattern: str = Field(sa_column=Column(String(64), nullable=False))
+    require_reason: bool = Field(default=True, sa_column=Column(Boolean, nullable=False))
+    description: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_by: str = Field(sa_column=Column(String(255), nullable=False))
+    created_at: datetime = _timestamp()
+
+
+class ComposeJob(SQLModel, table=True):
+    """A composition job: Lorry's record of its state; a queue only distributes job ids."""
+
+    __tablename__ = "compose_jobs"
+
+    id: str = Field(sa_column=Column(String(32), primary_key=True))
+    state: str = Field(sa_column=Column(String(16), nullable=False, index=True))
+    target: str = Field(sa_column=Column(String(200), nullable=False, index=True))
+    output_kind: str = Field(sa_column=Column(String(16), nullable=False))
+    queue: str = Field(sa_column=Column(String(16), nullable=False))
+    recipe: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    """The recipe with every registry reference pinned to ``ns/name@sha256:<digest>``."""
+    inputs: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    idempotency_key: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    alias: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    progress_done: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    progress_total: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    current_module: str | None = Field(default=None, sa_column=Column(String(512), nullable=True))
+    log: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    error_code: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    error_message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    result_version: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    result_digest: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    cancel_requested: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    worker: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
+    created_by: str = Field(sa_column=Column(String(255), nullable=False))
+    request_id: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
+    created_at: datetime = _timestamp(index=True)
+    started_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    finished_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    heartbeat_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
 
 
 metadata = SQLModel.metadata

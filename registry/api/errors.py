@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry.errors import DatabaseUnavailable, LorryError, RangeNotSatisfiable
@@ -83,6 +83,16 @@ def _database_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _out_of_range(_request: Request, exc: Exception) -> JSONResponse:
+    """A number in the request that the database cannot hold (e.g. ``offset=10**20``)."""
+    return error_response(
+        422,
+        "invalid_request",
+        f"a number in the request is out of range ({exc.__class__.__name__}); "
+        "use smaller values (ids, offsets and limits fit in 64 bits)",
+    )
+
+
 def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     request_id = getattr(request.state, "request_id", None)
     logger.exception("unexpected error (request id %s)", request_id, exc_info=exc)
@@ -106,9 +116,22 @@ def register_error_type(
     app.add_exception_handler(error_type, handle)
 
 
+_COMPOSER_STATUS = {"output_exists": 409, "device_unavailable": 503, "composer_error": 500}
+
+
+def composer_error_status(exc: Exception) -> tuple[int, str, str]:
+    """``ErrorTranslator`` of ``composer.ComposerError``: a recipe or its inputs are wrong
+    (422) unless the code says otherwise; read through ``code``/``message`` attributes."""
+    code = str(getattr(exc, "code", "composer_error"))
+    message = str(getattr(exc, "message", exc))
+    return _COMPOSER_STATUS.get(code, 422), code, message
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LorryError, _lorry_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _database_error)
+    app.add_exception_handler(OverflowError, _out_of_range)
+    app.add_exception_handler(DataError, _out_of_range)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from registry.api.routes import aliases, audit, blobs, health, hub, repo_settings, repos, versions
+from registry.api.routes import (
+    aliases,
+    audit,
+    blobs,
+    compositions,
+    health,
+    hub,
+    jobs,
+    lineage,
+    repo_settings,
+    repos,
+    trust,
+    versions,
+)
 
 API_PREFIX = "/api/v1"
 
@@ -15,6 +28,10 @@ api_router.include_router(versions.router)
 api_router.include_router(aliases.router)
 api_router.include_router(audit.router)
 api_router.include_router(blobs.router)
+api_router.include_router(trust.router)
+api_router.include_router(compositions.router)
+api_router.include_router(jobs.router)
+api_router.include_router(lineage.router)
 
 health_router = health.router
 hub_router = hub.router

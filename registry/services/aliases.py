@@ -9,6 +9,7 @@ from registry.errors import AliasNotFound
 from registry.schemas import AliasHistory, AliasHistoryEntry, AliasList, AliasOut
 from registry.services.audit import ALIAS_DELETE, ALIAS_SET, Caller, record_event
 from registry.services.names import check_alias_name, repository_id
+from registry.services.policies import check_alias_change
 from registry.services.refs import resolve_ref
 from registry.services.repositories import find_repository
 from registry.tables import Alias, AuditEvent, Repository, Version, utcnow
@@ -69,7 +70,11 @@ def point_alias(
     """Point ``alias`` at ``version`` inside the caller's write transaction, with its event.
 
     Pointing an alias where it already points changes nothing and records nothing.
+    A protected alias (``registry.services.policies``) needs promote and a reason.
     """
+    check_alias_change(
+        session, caller, repository_id(repository.namespace, repository.name), alias, reason
+    )
     row = session.get(Alias, (repository.id, alias))
     before: int | None = None
     if row is not None:
@@ -134,6 +139,7 @@ def delete_alias(
     begin_write(session)
     try:
         repository = find_repository(session, namespace, name)
+        check_alias_change(session, caller, repository_id(namespace, name), alias, reason)
         row = _find_alias(session, repository, alias)
         version = session.get(Version, row.version_id)
         session.delete(row)

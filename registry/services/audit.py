@@ -10,6 +10,8 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from registry.schemas import AuditEventOut, AuditList
+from registry.services.audit_chain import defer_event
+from registry.services.principals import LOCAL, Principal
 from registry.tables import AuditEvent, utcnow
 
 REPOSITORY_CREATE = "repository.create"
@@ -34,6 +36,8 @@ class Caller:
 
     actor: str
     request_id: str | None = None
+    principal: Principal = LOCAL
+    """What the caller may do (``registry.services.principals``); everything by default."""
 
 
 def record_event(
@@ -46,7 +50,11 @@ def record_event(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Add an event to the session; it commits (or vanishes) with the change it records."""
+    """Queue an event in the session; it commits (or vanishes) with the change it records.
+
+    The event is chained (``prev_hash``, ``hash``) and inserted when the session
+    commits; see ``registry.services.audit_chain``.
+    """
     event = AuditEvent(
         at=utcnow(),
         actor=caller.actor,
@@ -57,7 +65,7 @@ def record_event(
         after=after,
         request_id=caller.request_id,
     )
-    session.add(event)
+    defer_event(session, event)
     return event
 
 
@@ -73,6 +81,7 @@ def audit_event_out(event: AuditEvent) -> AuditEventOut:
         before=event.before,
         after=event.after,
         request_id=event.request_id,
+        hash=event.hash,
     )
 
 

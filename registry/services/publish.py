@@ -34,7 +34,9 @@ from registry.validation import (
     load_model_card,
     parse_model_card,
     validate_adapter,
+    validate_model,
 )
+from registry.validation.nonfinite import adapter_nonfinite_tensors
 
 
 def manifest_digest(entries: Sequence[ManifestEntry | FileEntry]) -> str:
@@ -115,6 +117,7 @@ def _commit_version(
     metadata: dict[str, Any],
     card: dict[str, Any],
     caller: Caller,
+    lineage: dict[str, Any] | None = None,
 ) -> tuple[Repository, Version]:
     repo_id = repository_id(namespace, name)
     repository = lock_or_create_repository(session, namespace, name, request.kind, caller)
@@ -147,7 +150,7 @@ def _commit_version(
         base_model=metadata.get("base_model_name_or_path"),
         adapter_metadata=metadata,
         card=card,
-        lineage=None,
+        lineage=lineage,
         created_by=caller.actor,
         created_at=utcnow(),
     )
@@ -194,6 +197,8 @@ def publish_version(
     namespace: str,
     name: str,
     request: PublishRequest,
+    *,
+    lineage: dict[str, Any] | None = None,
 ) -> VersionOut:
     """Validate the pushed manifest and adapter, then commit version N+1 atomically.
 
@@ -212,6 +217,11 @@ def publish_version(
     metadata: dict[str, Any] = {}
     if request.kind == "adapter":
         metadata = validate_adapter(entries, store.read_bytes, settings).to_dict()
+        metadata["nonfinite_tensors"] = adapter_nonfinite_tensors(
+            entries, store.read_bytes, store.open_range, settings
+        )
+    else:
+        metadata = validate_model(entries, store.read_bytes, settings)
     card_entry = next((e for e in entries if e.path == MODEL_CARD), None)
     if card_entry is not None:
         card = load_model_card(card_entry, store.read_bytes, settings)
@@ -226,8 +236,11 @@ def publish_version(
     begin_write(session)
     try:
         repository, version = _commit_version(
-            session, namespace, name, request, entries, digest, metadata, card, caller
+            session, namespace, name, request, entries, digest, metadata, card, caller, lineage
         )
+        # Once more, under the blob rows just inserted: ``lorry gc`` may have deleted an
+        # unreferenced blob that this push reused (see registry.services.gc).
+        _check_blobs(store, entries)
         session.commit()
     except IntegrityError as exc:
         session.rollback()

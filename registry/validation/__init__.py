@@ -4,7 +4,8 @@ Pure functions over a manifest and a ``BlobReader``; the publish service calls t
 before anything is committed:
 
     check_manifest(entries, settings)
-    metadata = validate_adapter(entries, read, settings)
+    metadata = validate_adapter(entries, read, settings)   # kind adapter
+    metadata = validate_model(entries, read, settings)     # kind model
     card = load_model_card(readme_entry, read, settings)   # or parse_model_card(text)
     readme = generate_model_card("acme/sql-gen", metadata)  # when no README.md was pushed
 """
@@ -18,6 +19,7 @@ from registry.validation.manifest import (
     check_manifest,
     check_path,
 )
+from registry.validation.model import MODEL_CONFIG, SAFETENSORS_INDEX, validate_model
 from registry.validation.model_card import (
     MODEL_CARD,
     generate_model_card,
@@ -31,7 +33,9 @@ __all__ = [
     "ADAPTER_WEIGHTS",
     "DTYPE_BITS",
     "MODEL_CARD",
+    "MODEL_CONFIG",
     "PICKLE_EXTENSIONS",
+    "SAFETENSORS_INDEX",
     "AdapterMetadata",
     "BlobReader",
     "ManifestEntry",
@@ -44,4 +48,5 @@ __all__ = [
     "parse_model_card",
     "read_safetensors_header",
     "validate_adapter",
+    "validate_model",
 ]

@@ -160,6 +160,8 @@ def test_repo_info_has_a_stable_sha_and_lfs_siblings(live_registry: LiveRegistry
 def test_tree_listing_is_paginated_like_the_hub(live_registry: LiveRegistry) -> None:
     files = {f"data/part-{i:03d}/shard.txt": f"shard {i}\n".encode() for i in range(60)}
     files["README.md"] = b"---\nlicense: mit\n---\n# Shards\n"
+    files["config.json"] = b'{"model_type": "llama"}'
+    files["model.safetensors"] = b'\x02\x00\x00\x00\x00\x00\x00\x00{}'
     version = publish(live_registry.http, "acme/shards", files, kind="model")
     api = HfApi(endpoint=live_registry.url)
 
@@ -172,7 +174,7 @@ def test_tree_listing_is_paginated_like_the_hub(live_registry: LiveRegistry) -> 
     assert all(e.last_commit and e.last_commit.oid == version["commit"] for e in expanded)
 
     top = {entry.path for entry in api.list_repo_tree("acme/shards")}
-    assert top == {"README.md", "data"}
+    assert top == {"README.md", "config.json", "model.safetensors", "data"}
     under = list(api.list_repo_tree("acme/shards", path_in_repo="data/part-007"))
     assert [entry.path for entry in under] == ["data/part-007/shard.txt"]
     assert sorted(api.list_repo_files("acme/shards")) == sorted(files)

@@ -1,0 +1,36 @@
+"""Namespace checks that a route can only make after reading its body (compositions, jobs).
+
+``authorize`` (mounted on the router) checks the scope a route needs on the
+namespace in its path; a composition names its namespaces inside the body (the
+target and every input), and a job's namespace is its target's. Services take
+an ``AccessCheck`` and call it with (scope, namespace) before acting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from registry.auth import resolve_principal
+from registry.errors import Forbidden
+
+AccessCheck = Callable[[str, str], None]
+"""``check(scope, namespace)`` raises ``Forbidden`` unless the caller has it."""
+
+
+def get_access_check(request: Request) -> AccessCheck:
+    principal = resolve_principal(request)
+
+    def check(scope: str, namespace: str) -> None:
+        if not principal.allows(scope, namespace):
+            raise Forbidden(
+                f"{principal.name!r} lacks the {scope} scope on namespace {namespace!r}, "
+                "which this composition uses"
+            )
+
+    return check
+
+
+AccessCheckDep = Annotated[AccessCheck, Depends(get_access_check)]

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from registry.api.access import AccessCheckDep
+from registry.api.deps import CallerDep, SessionDep
+from registry.compose_schemas import CompositionRequest, JobOut
+from registry.jobs.base import JobQueue
+from registry.services import compositions
+
+router = APIRouter(prefix="/compositions", tags=["compositions"])
+
+
+def get_job_queue(request: Request) -> JobQueue:
+    queue: JobQueue = request.app.state.job_queue
+    return queue
+
+
+JobQueueDep = Annotated[JobQueue, Depends(get_job_queue)]
+
+
+@router.post(
+    "",
+    status_code=202,
+    responses={200: {"model": JobOut, "description": "an identical earlier job answered"}},
+)
+def submit_composition(
+    session: SessionDep,
+    caller: CallerDep,
+    queue: JobQueueDep,
+    body: CompositionRequest,
+    response: Response,
+    check_access: AccessCheckDep,
+) -> JobOut:
+    job = compositions.submit_composition(session, caller, queue, body, check_access)
+    if job.reused:
+        response.status_code = 200
+    return job

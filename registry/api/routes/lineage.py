@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from registry.api.deps import SessionDep
+from registry.compose_schemas import DerivedList, LineageNode
+from registry.services import lineage
+
+router = APIRouter(prefix="/repos/{namespace}/{name}/versions", tags=["lineage"])
+
+
+@router.get("/{ref}/lineage")
+def get_lineage(session: SessionDep, namespace: str, name: str, ref: str) -> LineageNode:
+    return lineage.get_lineage(session, namespace, name, ref)
+
+
+@router.get("/{ref}/derived")
+def get_derived(session: SessionDep, namespace: str, name: str, ref: str) -> DerivedList:
+    return lineage.get_derived(session, namespace, name, ref)

@@ -1,0 +1,233 @@
+"""Submitting a composition: pin every registry reference, dedupe, record the job."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session, col, select
+
+from composer import Recipe, parse_recipe
+from registry.compose_schemas import CompositionRequest, JobInput, JobOut
+from registry.db import begin_write
+from registry.errors import Conflict, InvalidInput, InvalidReference
+from registry.jobs.base import JobQueue
+from registry.services.audit import Caller, record_event
+from registry.services.jobs import COMPOSITION_SUBMIT, append_log, job_out, job_target
+from registry.services.names import check_alias_name, check_repository_name, repository_id
+from registry.services.policies import check_alias_change
+from registry.services.principals import READ, WRITE
+from registry.services.refs import resolve_ref
+from registry.services.repositories import find_repository
+from registry.tables import ComposeJob, Repository, utcnow
+
+ACTIVE_STATES = ("queued", "running", "succeeded")
+"""A job in one of these states answers an identical resubmission."""
+
+
+@dataclass(frozen=True)
+class RegistryRef:
+    namespace: str
+    name: str
+    ref: str
+
+    @property
+    def repository(self) -> str:
+        return repository_id(self.namespace, self.name)
+
+
+def parse_registry_ref(text: str) -> RegistryRef:
+    """``ns/name`` (latest), ``ns/name@REF``; REF as the REST API takes it."""
+    repo, _, ref = text.strip().partition("@")
+    namespace, slash, name = repo.partition("/")
+    try:
+        if not slash or "/" in name:
+            raise InvalidInput("not NAMESPACE/NAME")
+        check_repository_name(namespace, name)
+    except InvalidInput:
+        raise InvalidReference(
+            f"{text!r} is not a registry reference; in a composition every input names a "
+            "version as NAMESPACE/NAME@REF (e.g. acme/sql-gen@production or acme/tone@3)"
+        ) from None
+    return RegistryRef(namespace, name, ref or "latest")
+
+
+def pinned_ref(repository: str, digest_hex: str) -> str:
+    """The reference a job uses for a resolved input: exact, whatever aliases do later."""
+    return f"{repository}@sha256:{digest_hex}"
+
+
+def _resolve(session: Session, text: str, kind: str, role: str) -> tuple[Repository, JobInput]:
+    parsed = parse_registry_ref(text)
+    repository = find_repository(session, parsed.namespace, parsed.name)
+    if repository.kind != kind:
+        raise InvalidInput(
+            f"{text}: {parsed.repository} holds {repository.kind}s but the recipe uses it as "
+            f"{'an input adapter' if role == 'input' else 'the base model (output.base)'}"
+        )
+    version = resolve_ref(session, repository, parsed.ref)
+    return repository, JobInput(
+        ref=text,
+        repository=parsed.repository,
+        version=version.number,
+        digest=f"sha256:{version.digest}",
+        role="input" if role == "input" else "base",
+    )
+
+
+def resolve_recipe(session: Session, recipe: Recipe) -> tuple[Recipe, list[JobInput]]:
+    """The recipe with every input (and a merged output's base) pinned to a digest."""
+    inputs: list[JobInput] = []
+    pinned_inputs = []
+    for item in recipe.inputs:
+        _repo, resolved = _resolve(session, item.adapter, "adapter", "input")
+        resolved = resolved.model_copy(update={"weight": item.weight})
+        inputs.append(resolved)
+        hex_digest = resolved.digest.removeprefix("sha256:")
+        pinned_inputs.append(
+            item.model_copy(update={"adapter": pinned_ref(resolved.repository, hex_digest)})
+        )
+    output = recipe.output
+    if output.type == "merged" and output.base is not None:
+        _repo, base = _resolve(session, output.base, "model", "base")
+        inputs.append(base)
+        hex_digest = base.digest.removeprefix("sha256:")
+        output = output.model_copy(update={"base": pinned_ref(base.repository, hex_digest)})
+    pinned = recipe.model_copy(update={"inputs": pinned_inputs, "output": output})
+    return pinned, inputs
+
+
+def recipe_document(recipe: Recipe) -> dict[str, Any]:
+    """The recipe as canonical data: fields equal to their defaults left out, so two
+    spellings of one recipe (``weight: 1.0`` written or not) give one document."""
+    document: dict[str, Any] = recipe.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    return document
+
+
+def idempotency_key(recipe_doc: dict[str, Any], target: str) -> str:
+    """sha256 of the canonical pinned recipe and the target: equal keys, equal results."""
+    canonical = json.dumps(
+        {"recipe": recipe_doc, "target": target}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def queue_for(recipe: Recipe) -> str:
+    """``gpu`` for recipes that need CUDA, ``cpu`` for CPU-only ones, else ``any``."""
+    return {"cuda": "gpu", "cpu": "cpu"}.get(recipe.device, "any")
+
+
+def _check_target(session: Session, target: str, output_kind: str) -> tuple[str, str]:
+    namespace, slash, name = target.partition("/")
+    if not slash:
+        raise InvalidInput(f"target {target!r} must be NAMESPACE/NAME, e.g. acme/sql-formal")
+    check_repository_name(namespace, name)
+    existing = session.exec(
+        select(Repository).where(Repository.namespace == namespace, Repository.name == name)
+    ).first()
+    if existing is not None and existing.kind != output_kind:
+        raise Conflict(
+            f"{target} holds {existing.kind}s but this recipe writes a {output_kind}; "
+            "choose another target repository"
+        )
+    return namespace, name
+
+
+def submit_composition(
+    session: Session,
+    caller: Caller,
+    queue: JobQueue,
+    request: CompositionRequest,
+    check_access: Callable[[str, str], None] | None = None,
+) -> JobOut:
+    """Record a composition job (or find an identical earlier one) and enqueue it.
+
+    Every reference is resolved now: the job composes exactly these versions even
+    if an alias moves before it runs. A job with the same idempotency key that is
+    queued, running or succeeded is returned (``reused``) instead of a new one.
+    """
+    recipe = parse_recipe(request.recipe)
+    output_kind = "model" if recipe.output.type == "merged" else "adapter"
+    namespace, name = _check_target(session, request.target, output_kind)
+    target = repository_id(namespace, name)
+    if request.alias is not None:
+        check_alias_name(request.alias)
+        # the job publishes as its submitter: a protected alias needs the submitter's promote
+        check_alias_change(session, caller, target, request.alias, request.message)
+    if check_access is not None:
+        check_access(WRITE, namespace)
+        for reference in [item.adapter for item in recipe.inputs] + [recipe.output.base]:
+            if reference is not None:
+                check_access(READ, parse_registry_ref(reference).namespace)
+    pinned, inputs = resolve_recipe(session, recipe)
+    document = recipe_document(pinned)
+    key = idempotency_key(document, target)
+    try:
+        begin_write(session)
+        if session.get_bind().dialect.name == "postgresql":
+            # identical submissions at the same moment: one creates the job, the rest find it
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+            )
+        existing = session.exec(
+            select(ComposeJob)
+            .where(ComposeJob.idempotency_key == key, col(ComposeJob.state).in_(ACTIVE_STATES))
+            .order_by(col(ComposeJob.created_at))
+        ).first()
+        if existing is not None:
+            session.rollback()
+            return job_out(existing, reused=True)
+        row = ComposeJob(
+            id=uuid.uuid4().hex,
+            state="queued",
+            target=target,
+            output_kind=output_kind,
+            queue=queue_for(pinned),
+            recipe=document,
+            inputs=[item.model_dump(mode="json") for item in inputs],
+            idempotency_key=key,
+            alias=request.alias,
+            message=request.message,
+            progress_done=0,
+            progress_total=0,
+            log=[],
+            attempts=0,
+            cancel_requested=False,
+            created_by=caller.actor,
+            request_id=caller.request_id,
+            created_at=utcnow(),
+        )
+        append_log(
+            row,
+            "submitted; inputs "
+            + ", ".join(f"{item.ref} -> {item.repository}@{item.version}" for item in inputs),
+        )
+        session.add(row)
+        record_event(
+            session,
+            caller,
+            COMPOSITION_SUBMIT,
+            repository=target,
+            target=job_target(row.id),
+            after={
+                "job": row.id,
+                "method": pinned.method,
+                "inputs": [
+                    {"repository": item.repository, "version": item.version, "digest": item.digest}
+                    for item in inputs
+                ],
+                "idempotency_key": key,
+            },
+        )
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    session.refresh(row)
+    queue.enqueue(row.id, row.queue)
+    return job_out(row)

@@ -1,0 +1,246 @@
+"""Composition jobs: read, list, cancel, and recover the ones a dead process left running."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine, func
+from sqlmodel import Session, col, select
+
+from registry.compose_schemas import (
+    FINISHED_STATES,
+    JOB_STATES,
+    JobInput,
+    JobList,
+    JobLogEntry,
+    JobOut,
+    JobProgress,
+    JobResult,
+)
+from registry.config import Settings
+from registry.db import begin_write
+from registry.errors import Conflict, InvalidInput, JobNotFound
+from registry.services.audit import Caller, record_event
+from registry.services.principals import WRITE
+from registry.tables import ComposeJob, utcnow
+
+logger = logging.getLogger(__name__)
+
+COMPOSITION_SUBMIT = "composition.submit"
+COMPOSITION_SUCCEED = "composition.succeed"
+COMPOSITION_FAIL = "composition.fail"
+COMPOSITION_CANCEL = "composition.cancel"
+SYSTEM = Caller(actor="system")
+"""The actor of what Lorry does on its own (failing a job whose process died)."""
+
+
+def job_target(job_id: str) -> str:
+    return f"job:{job_id}"
+
+
+def append_log(row: ComposeJob, message: str) -> None:
+    """Add a line to the job's log (a new list, so the JSON column is written back)."""
+    row.log = [*row.log, {"at": utcnow().isoformat(), "message": message}]
+
+
+def job_out(row: ComposeJob, *, reused: bool = False) -> JobOut:
+    result = None
+    if row.result_version is not None and row.result_digest is not None:
+        result = JobResult(
+            repository=row.target, version=row.result_version, digest=f"sha256:{row.result_digest}"
+        )
+    error = None
+    if row.error_code is not None:
+        error = {"code": row.error_code, "message": row.error_message or ""}
+    duration = None
+    if row.started_at is not None and row.finished_at is not None:
+        duration = (row.finished_at - row.started_at).total_seconds()
+    return JobOut(
+        id=row.id,
+        state=row.state,  # type: ignore[arg-type]
+        target=row.target,
+        output_kind=row.output_kind,
+        queue=row.queue,
+        recipe=row.recipe,
+        inputs=[JobInput(**item) for item in row.inputs],
+        alias=row.alias,
+        message=row.message,
+        progress=JobProgress(
+            done=row.progress_done, total=row.progress_total, module=row.current_module
+        ),
+        log=[JobLogEntry(**entry) for entry in row.log],
+        error=error,
+        result=result,
+        attempts=row.attempts,
+        cancel_requested=row.cancel_requested,
+        worker=row.worker,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        duration_s=duration,
+        reused=reused,
+    )
+
+
+def find_job(session: Session, job_id: str) -> ComposeJob:
+    row = session.get(ComposeJob, job_id)
+    if row is None:
+        raise JobNotFound(f"there is no job {job_id!r}; list jobs with `lorry jobs`")
+    return row
+
+
+def get_job(session: Session, job_id: str) -> JobOut:
+    return job_out(find_job(session, job_id))
+
+
+def list_jobs(
+    session: Session,
+    *,
+    state: str | None = None,
+    repository: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> JobList:
+    """Jobs matching the filters, newest first."""
+    conditions: list[Any] = []
+    if state is not None:
+        if state not in JOB_STATES:
+            raise InvalidInput(f"unknown job state {state!r}; use one of {', '.join(JOB_STATES)}")
+        conditions.append(col(ComposeJob.state) == state)
+    if repository is not None:
+        conditions.append(col(ComposeJob.target) == repository)
+    total = session.exec(select(func.count()).select_from(ComposeJob).where(*conditions)).one()
+    rows = session.exec(
+        select(ComposeJob)
+        .where(*conditions)
+        .order_by(col(ComposeJob.created_at).desc(), col(ComposeJob.id))
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return JobList(items=[job_out(row) for row in rows], total=total)
+
+
+def _lock_job(session: Session, job_id: str) -> ComposeJob:
+    begin_write(session)
+    row = session.exec(select(ComposeJob).where(ComposeJob.id == job_id).with_for_update()).first()
+    if row is None:
+        raise JobNotFound(f"there is no job {job_id!r}; list jobs with `lorry jobs`")
+    return row
+
+
+def finish_cancelled(session: Session, row: ComposeJob, caller: Caller, reason: str) -> None:
+    """Mark a job cancelled and audit it, in the session's transaction."""
+    row.state = "cancelled"
+    row.finished_at = utcnow()
+    append_log(row, reason)
+    session.add(row)
+    record_event(
+        session,
+        caller,
+        COMPOSITION_CANCEL,
+        repository=row.target,
+        target=job_target(row.id),
+        after={"job": row.id, "state": "cancelled", "progress": row.progress_done},
+    )
+
+
+def cancel_job(
+    session: Session,
+    caller: Caller,
+    job_id: str,
+    check_access: Callable[[str, str], None] | None = None,
+) -> JobOut:
+    """Cancel a queued job at once; ask a running one to stop after its current module."""
+    if check_access is not None:
+        check_access(WRITE, find_job(session, job_id).target.split("/", 1)[0])
+    try:
+        row = _lock_job(session, job_id)
+        if row.state in FINISHED_STATES:
+            raise Conflict(f"job {job_id} already {row.state}; only queued or running jobs cancel")
+        if row.state == "queued":
+            finish_cancelled(session, row, caller, f"cancelled by {caller.actor} while queued")
+        else:
+            row.cancel_requested = True
+            append_log(row, f"cancellation requested by {caller.actor}")
+            session.add(row)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    session.refresh(row)
+    return job_out(row)
+
+
+def queued_job_ids(engine: Engine, older_than_s: float = 0.0) -> list[tuple[str, str]]:
+    """``(job id, queue)`` of the queued jobs submitted ``older_than_s`` ago, oldest first."""
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    with Session(engine) as session:
+        rows = session.exec(
+            select(ComposeJob.id, ComposeJob.queue)
+            .where(ComposeJob.state == "queued", col(ComposeJob.created_at) <= cutoff)
+            .order_by(col(ComposeJob.created_at))
+        ).all()
+    return [(job_id, queue) for job_id, queue in rows]
+
+
+def recover_stale_jobs(engine: Engine, settings: Settings) -> list[tuple[str, str]]:
+    """Requeue (or fail, after ``job_max_attempts`` runs) jobs whose process stopped.
+
+    A running job's process writes ``heartbeat_at`` every ``job_heartbeat_s``; one
+    silent for ``job_stale_after_s`` was orphaned by a process that died or hung.
+    Returns ``(job id, queue)`` of the requeued jobs, for the caller to enqueue.
+    """
+    cutoff = utcnow() - timedelta(seconds=settings.job_stale_after_s)
+    requeued: list[tuple[str, str]] = []
+    with Session(engine) as session:
+        try:
+            begin_write(session)
+            rows = session.exec(
+                select(ComposeJob)
+                .where(ComposeJob.state == "running", col(ComposeJob.heartbeat_at) < cutoff)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                silent = (
+                    f"its process ({row.worker}) stopped: no heartbeat since {row.heartbeat_at}"
+                )
+                if row.cancel_requested:
+                    finish_cancelled(session, row, SYSTEM, f"{silent}; it had been cancelled")
+                elif row.attempts < settings.job_max_attempts:
+                    row.state = "queued"
+                    row.worker = None
+                    append_log(row, f"{silent}; queued again (attempt {row.attempts + 1})")
+                    requeued.append((row.id, row.queue))
+                else:
+                    _fail_orphan(session, row, silent)
+                session.add(row)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+    for job_id, _queue in requeued:
+        logger.warning("job %s was orphaned by a dead process; queued again", job_id)
+    return requeued
+
+
+def _fail_orphan(session: Session, row: ComposeJob, silent: str) -> None:
+    row.state = "failed"
+    row.error_code = "worker_lost"
+    row.error_message = (
+        f"{silent}; the job ran {row.attempts} time(s) (LORRY_JOB_MAX_ATTEMPTS) and was "
+        "not retried again. Submit the recipe again to retry"
+    )
+    row.finished_at = utcnow()
+    append_log(row, row.error_message)
+    record_event(
+        session,
+        SYSTEM,
+        COMPOSITION_FAIL,
+        repository=row.target,
+        target=job_target(row.id),
+        after={"job": row.id, "state": "failed", "error": row.error_code},
+    )

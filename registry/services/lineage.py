@@ -1,0 +1,125 @@
+"""Lineage of composed versions: the ancestry tree, and what derives from a version."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from sqlmodel import Session, col, select
+
+from registry.compose_schemas import (
+    DerivedList,
+    DerivedVersion,
+    JobResult,
+    LineageNode,
+    LineageParent,
+)
+from registry.services.names import repository_id
+from registry.services.refs import resolve_ref
+from registry.services.repositories import find_repository
+from registry.tables import Alias, Repository, Version
+
+MAX_DEPTH = 32
+"""Ancestry deeper than this is cut (each level is one composition)."""
+
+
+def _find_by_digest(session: Session, repository: str, digest_hex: str) -> Version | None:
+    namespace, _, name = repository.partition("/")
+    row: Version | None = session.exec(
+        select(Version)
+        .join(Repository, col(Repository.id) == col(Version.repository_id))
+        .where(
+            Repository.namespace == namespace,
+            Repository.name == name,
+            Version.digest == digest_hex,
+        )
+    ).first()
+    return row
+
+
+def _node(session: Session, repository: str, row: Version, depth: int) -> LineageNode:
+    lineage = row.lineage or {}
+    parents = []
+    for parent in lineage.get("parents", []):
+        digest_hex = str(parent["digest"]).removeprefix("sha256:")
+        found = _find_by_digest(session, parent["repository"], digest_hex)
+        sub = None
+        if found is not None and depth < MAX_DEPTH:
+            sub = _node(session, parent["repository"], found, depth + 1)
+        parents.append(
+            LineageParent(
+                repository=parent["repository"],
+                version=parent["version"],
+                digest=f"sha256:{digest_hex}",
+                weight=parent.get("weight"),
+                role=parent.get("role", "input"),
+                lineage=sub if sub is not None and sub.parents else None,
+            )
+        )
+    return LineageNode(
+        repository=repository,
+        version=row.number,
+        digest=f"sha256:{row.digest}",
+        kind=row.kind,
+        method=lineage.get("method"),
+        job=lineage.get("job"),
+        parents=parents,
+    )
+
+
+def get_lineage(session: Session, namespace: str, name: str, ref: str) -> LineageNode:
+    """The version's ancestry: its parents, their parents, ... (empty for a pushed version)."""
+    repository = find_repository(session, namespace, name)
+    row = resolve_ref(session, repository, ref)
+    return _node(session, repository_id(namespace, name), row, 0)
+
+
+def get_derived(session: Session, namespace: str, name: str, ref: str) -> DerivedList:
+    """Every version composed from this one, directly or through other compositions,
+    with the aliases that point at each (``production`` and the like)."""
+    repository = find_repository(session, namespace, name)
+    source = resolve_ref(session, repository, ref)
+    source_id = repository_id(namespace, name)
+    composed = session.exec(
+        select(Version, Repository)
+        .join(Repository, col(Repository.id) == col(Version.repository_id))
+        .where(col(Version.lineage).is_not(None))
+        .order_by(col(Version.id))
+    ).all()
+    children: dict[tuple[str, str], list[tuple[Version, str]]] = {}
+    for version, repo in composed:
+        child_repo = repository_id(repo.namespace, repo.name)
+        for parent in (version.lineage or {}).get("parents", []):
+            key = (parent["repository"], str(parent["digest"]).removeprefix("sha256:"))
+            children.setdefault(key, []).append((version, child_repo))
+    found: list[DerivedVersion] = []
+    seen: set[int] = set()
+    pending = deque([((source_id, source.digest), f"{source_id}@{source.number}", 1)])
+    while pending:
+        key, via, depth = pending.popleft()
+        for version, child_repo in children.get(key, []):
+            assert version.id is not None
+            if version.id in seen or depth > MAX_DEPTH:
+                continue
+            seen.add(version.id)
+            aliases = session.exec(
+                select(Alias.name).where(Alias.version_id == version.id).order_by(col(Alias.name))
+            ).all()
+            found.append(
+                DerivedVersion(
+                    repository=child_repo,
+                    version=version.number,
+                    digest=f"sha256:{version.digest}",
+                    aliases=list(aliases),
+                    via=via,
+                    depth=depth,
+                )
+            )
+            pending.append(
+                ((child_repo, version.digest), f"{child_repo}@{version.number}", depth + 1)
+            )
+    return DerivedList(
+        source=JobResult(
+            repository=source_id, version=source.number, digest=f"sha256:{source.digest}"
+        ),
+        items=found,
+    )
