@@ -76,8 +76,9 @@ def push(
     typer.echo(f"{result.ref} ({version['digest']})")
     stderr.print(
         f"uploaded {render.human_bytes(result.uploaded_bytes)} "
-        f"({len(result.uploaded_files)} files), skipped {render.human_bytes(result.skipped_bytes)}"
-        f" ({len(result.skipped_files)} files already in the registry)"
+        f"({render.count(len(result.uploaded_files), 'file')}), skipped "
+        f"{render.human_bytes(result.skipped_bytes)} "
+        f"({render.count(len(result.skipped_files), 'file')} already in the registry)"
     )
     if alias:
         stderr.print(f"alias {escape(alias)} → {escape(result.ref)}")
@@ -107,7 +108,8 @@ def pull(
     version = result.version
     typer.echo(f"{version['repository']}@{version['version']} ({version['digest']})")
     stderr.print(
-        f"{escape(str(directory))}: downloaded {len(result.downloaded_files)} files "
+        f"{escape(str(directory))}: downloaded "
+        f"{render.count(len(result.downloaded_files), 'file')} "
         f"({render.human_bytes(result.downloaded_bytes)}), kept {len(result.kept_files)} "
         "already there"
     )

@@ -44,8 +44,12 @@ def _text(value: Any) -> str:
     return escape(str(value))
 
 
+_LONGEST_VALUE = 20
+"""Audit values longer than this (digests, user agents) are cut; ``--json`` has them whole."""
+
+
 def _compact(value: Any) -> str:
-    """An audit ``before``/``after`` dict as ``key=value`` pairs, digests shortened."""
+    """An audit ``before``/``after`` dict as ``key=value`` pairs, long values shortened."""
     if not isinstance(value, dict):
         return _text(value)
     parts = []
@@ -53,10 +57,15 @@ def _compact(value: Any) -> str:
         if item is None:
             continue
         shown = str(item)
-        if shown.startswith("sha256:") and len(shown) > 19:
-            shown = shown[:19] + "…"
+        if len(shown) > _LONGEST_VALUE:
+            shown = shown[: _LONGEST_VALUE - 1] + "…"
         parts.append(f"{key}={shown}")
     return escape(" ".join(parts)) if parts else "-"
+
+
+def count(number: int, noun: str) -> str:
+    """``1 file``, ``3 files``."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _short_time(value: str | None) -> str:
@@ -253,9 +262,9 @@ def audit_table(items: Sequence[dict[str, Any]], total: int) -> Table:
     table = Table(title=f"{len(items)} of {total} audit events", title_justify="left")
     table.add_column("at", no_wrap=True)
     table.add_column("actor")
-    table.add_column("action", style="bold")
-    table.add_column("repository", style="cyan")
-    table.add_column("target")
+    table.add_column("action", style="bold", no_wrap=True)
+    table.add_column("repository", style="cyan", no_wrap=True)
+    table.add_column("target", no_wrap=True)
     table.add_column("before", overflow="fold")
     table.add_column("after", overflow="fold")
     for event in items:
