@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from cli import compose_commands, registry_commands, server_commands
+from cli import (
+    admin_commands,
+    compose_commands,
+    export_commands,
+    jobs_commands,
+    registry_commands,
+    repo_commands,
+    server_commands,
+    token_commands,
+)
 
 app = typer.Typer(
     name="lorry",
@@ -15,7 +24,13 @@ app = typer.Typer(
 
 server_commands.register(app)
 registry_commands.register(app)
+repo_commands.register(app)
 compose_commands.register(app)
+export_commands.register(app)
+jobs_commands.register(app)
+token_commands.register(app)
+# After registry_commands: it turns `audit` into a group with `audit verify`.
+admin_commands.register(app)
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,246 @@
+"""`lorry export gguf`: a LoRA adapter or a model as GGUF for llama.cpp, Ollama, LM Studio.
+
+The source is a local directory or a registry reference ``NAMESPACE/NAME[@REF]``;
+a reference is pulled (verified) into a temporary directory and exported from
+there. The composer is imported when the command runs.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cli.client import LorryClient, LorryClientError
+from cli.common import (
+    JsonOption,
+    RegistryOption,
+    echo_json,
+    fail,
+    parse_reference,
+    registry_client,
+    stderr,
+    stdout,
+    transfer_progress,
+)
+from cli.transfer import pull_version
+
+if TYPE_CHECKING:
+    from composer.export import GGUFExport
+
+__all__ = ["register"]
+
+_OUTTYPES = ("f32", "f16", "bf16", "q8_0")
+
+
+def _is_reference(value: str) -> bool:
+    try:
+        parse_reference(value, allow_ref=True)
+    except typer.BadParameter:
+        return False
+    return True
+
+
+def _fetch_config(client: LorryClient, reference: str, directory: Path) -> Path:
+    """Download only ``config.json`` of a model version (an adapter export needs no weights)."""
+    repository, ref = parse_reference(reference, allow_ref=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / "config.json"
+    with client.stream_file(repository, ref or "latest", "config.json") as response:
+        target.write_bytes(response.read())
+    return directory
+
+
+def _adapter_base_reference(source_dir: Path) -> str | None:
+    """The adapter's base model when it names a registry repository, not a local directory."""
+    try:
+        config = json.loads((source_dir / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    named = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+    if not isinstance(named, str) or Path(named).expanduser().exists():
+        return None
+    return named if _is_reference(named) else None
+
+
+def _run_export(
+    source_dir: Path,
+    out: Path,
+    *,
+    outtype: str | None,
+    base: Path | None,
+    overwrite: bool,
+    name: str | None,
+    as_json: bool,
+) -> GGUFExport:
+    from composer import ComposerError
+    from composer.export import export_gguf
+
+    try:
+        if as_json:
+            return export_gguf(
+                source_dir, out, outtype=outtype, base=base, overwrite=overwrite, name=name
+            )
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=stderr,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("exporting", total=None)
+
+            def on_tensor(tensor: str, done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total, description=tensor)
+
+            return export_gguf(
+                source_dir,
+                out,
+                outtype=outtype,
+                base=base,
+                overwrite=overwrite,
+                name=name,
+                progress=on_tensor,
+            )
+    except ComposerError as error:
+        fail(error.message, error.code)
+
+
+def _print_result(result: GGUFExport, source: str) -> None:
+    what = "LoRA adapter" if result.kind == "adapter" else "model"
+    stdout.print(
+        f"[green]Exported[/green] {source} as a GGUF {what} ({result.architecture}, "
+        f"{result.outtype}, {result.tensors} tensors, {result.size:,} bytes): [bold]{result.out}"
+    )
+    if result.kind == "adapter":
+        stdout.print(f"llama.cpp: llama-cli -m BASE.gguf --lora {result.out}")
+        stdout.print(f"Ollama Modelfile: FROM ./BASE.gguf + ADAPTER ./{result.out.name}")
+    else:
+        stdout.print(f"llama.cpp: llama-cli -m {result.out}  |  Ollama: FROM ./{result.out.name}")
+
+
+def gguf_command(
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="SOURCE",
+            help="An adapter or model directory, or a registry reference NAMESPACE/NAME[@REF].",
+        ),
+    ],
+    out: Annotated[Path, typer.Argument(metavar="OUT.gguf", help="The GGUF file to write.")],
+    outtype: Annotated[
+        str | None,
+        typer.Option(
+            "--outtype",
+            help="f32, f16, bf16 or q8_0 (default: f32 for adapters, f16 for models).",
+        ),
+    ] = None,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base",
+            metavar="DIR|NAMESPACE/NAME[@REF]",
+            help="Adapters: the base model (its config.json is enough); default: the "
+            "adapter's base_model_name_or_path.",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="general.name in the file (default: source).")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace OUT.gguf if it exists.")
+    ] = False,
+    registry: RegistryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Export a PEFT LoRA adapter (for llama.cpp --lora / Ollama ADAPTER) or a Hugging Face
+    model with its tokenizer (for llama.cpp -m / Ollama FROM) to GGUF.
+
+    Supported architectures: Llama, Mistral, Qwen2. Nothing is written on error.
+    """
+    if outtype is not None and outtype not in _OUTTYPES:
+        fail(f"--outtype must be one of {', '.join(_OUTTYPES)}", "invalid_input")
+    if out.exists() and not overwrite:
+        fail(f"{out} exists; pass --overwrite to replace it", "output_exists")
+    source_path = Path(source).expanduser()
+    base_path = Path(base).expanduser() if base is not None else None
+    local_source = source_path.exists() or not _is_reference(source)
+    local_base = base_path is None or base_path.exists() or not _is_reference(str(base))
+    base_in_registry = (
+        local_source and base_path is None and _adapter_base_reference(source_path) is not None
+    )
+    if local_source and local_base and not base_in_registry:
+        if not source_path.is_dir():
+            fail(
+                f"{source} is neither a directory nor a registry reference NAMESPACE/NAME[@REF]",
+                "invalid_input",
+            )
+        result = _run_export(
+            source_path,
+            out,
+            outtype=outtype,
+            base=base_path,
+            overwrite=overwrite,
+            name=name,
+            as_json=as_json,
+        )
+    else:
+        with (
+            tempfile.TemporaryDirectory(prefix="lorry-export-") as scratch,
+            registry_client(registry) as client,
+        ):
+            work = Path(scratch)
+            if not local_source:
+                repository, ref = parse_reference(source, allow_ref=True)
+                with transfer_progress(as_json) as progress:
+                    pulled = pull_version(
+                        client, repository, ref or "latest", work / "source", progress=progress
+                    )
+                source_path = pulled.directory
+                name = name or f"{repository}@{pulled.version['version']}"
+            if not local_base:
+                base_path = _fetch_config(client, str(base), work / "base")
+            elif base_path is None and (reference := _adapter_base_reference(source_path)):
+                try:
+                    base_path = _fetch_config(client, reference, work / "base")
+                except LorryClientError:
+                    base_path = None
+            result = _run_export(
+                source_path,
+                out,
+                outtype=outtype,
+                base=base_path,
+                overwrite=overwrite,
+                name=name,
+                as_json=as_json,
+            )
+    if as_json:
+        echo_json(
+            {
+                "source": source,
+                "kind": result.kind,
+                "out": str(result.out),
+                "architecture": result.architecture,
+                "outtype": result.outtype,
+                "tensors": result.tensors,
+                "size": result.size,
+                "tokenizer_pre": result.tokenizer_pre,
+            }
+        )
+    else:
+        _print_result(result, source)
+
+
+def register(app: typer.Typer) -> None:
+    export_app = typer.Typer(
+        name="export",
+        help="Export adapters and models to other formats (GGUF for llama.cpp and Ollama).",
+        no_args_is_help=True,
+    )
+    export_app.command("gguf")(gguf_command)
+    app.add_typer(export_app, name="export")
