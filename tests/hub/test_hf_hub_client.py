@@ -161,7 +161,7 @@ def test_tree_listing_is_paginated_like_the_hub(live_registry: LiveRegistry) -> 
     files = {f"data/part-{i:03d}/shard.txt": f"shard {i}\n".encode() for i in range(60)}
     files["README.md"] = b"---\nlicense: mit\n---\n# Shards\n"
     files["config.json"] = b'{"model_type": "llama"}'
-    files["model.safetensors"] = b'\x02\x00\x00\x00\x00\x00\x00\x00{}'
+    files["model.safetensors"] = b"\x02\x00\x00\x00\x00\x00\x00\x00{}"
     version = publish(live_registry.http, "acme/shards", files, kind="model")
     api = HfApi(endpoint=live_registry.url)
 
