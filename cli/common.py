@@ -16,9 +16,11 @@ from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    MofNCompleteColumn,
     Progress,
     TaskID,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
@@ -38,6 +40,7 @@ __all__ = [
     "registry_client",
     "stderr",
     "stdout",
+    "step_progress",
     "transfer_progress",
 ]
 
@@ -173,3 +176,15 @@ class _RichProgress(TransferProgress):
 
 def transfer_progress(json_out: bool) -> _RichProgress:
     return _RichProgress(enabled=not json_out and stderr.is_terminal)
+
+
+def step_progress(console: Console | None = None) -> Progress:
+    """A transient bar of steps done / total (modules composed, tensors exported)."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console or stderr,
+        transient=True,
+    )

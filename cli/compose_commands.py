@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli.common import RegistryOption
+from cli.common import RegistryOption, step_progress
 from cli.remote_compose import compose_remote
 
 if TYPE_CHECKING:
@@ -112,14 +111,7 @@ def compose_command(
         if as_json:
             result = compose(recipe, out, device=chosen, overwrite=overwrite)
         else:
-            with Progress(
-                TextColumn("[progress.description]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=err,
-                transient=True,
-            ) as bar:
+            with step_progress(err) as bar:
                 task = bar.add_task("composing", total=None)
 
                 def on_progress(event: ProgressEvent) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.client import LorryClient, LorryClientError
 from cli.common import (
@@ -25,6 +24,7 @@ from cli.common import (
     registry_client,
     stderr,
     stdout,
+    step_progress,
     transfer_progress,
 )
 from cli.transfer import pull_version
@@ -85,14 +85,7 @@ def _run_export(
             return export_gguf(
                 source_dir, out, outtype=outtype, base=base, overwrite=overwrite, name=name
             )
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=stderr,
-            transient=True,
-        ) as bar:
+        with step_progress(stderr) as bar:
             task = bar.add_task("exporting", total=None)
 
             def on_tensor(tensor: str, done: int, total: int) -> None:

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.client import LorryClient
-from cli.common import echo_json, fail, registry_client, stderr, stdout
+from cli.common import echo_json, fail, registry_client, stderr, stdout, step_progress
 
 __all__ = ["compose_remote", "follow_job", "read_recipe_file"]
 
@@ -41,14 +40,7 @@ def follow_job(client: LorryClient, job: dict[str, Any], *, bar: bool) -> dict[s
             time.sleep(_POLL_S)
             job = client.request("GET", f"/api/v1/jobs/{job['id']}").json()
         return job
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-    ) as progress:
+    with step_progress(stderr) as progress:
         task = progress.add_task(job["state"], total=None)
         while True:
             done, total = job["progress"]["done"], job["progress"]["total"]
