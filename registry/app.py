@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import Depends, FastAPI
 
-from composer import ComposerError
+from composer.errors import ComposerError
 from registry.api.errors import composer_error_status, install_error_handlers, register_error_type
 from registry.api.limits import BodyLimitMiddleware, HeaderLimitMiddleware
 from registry.api.main import api_router, health_router, hub_router

@@ -7,12 +7,11 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
-from composer import Recipe, parse_recipe
 from registry.compose_schemas import CompositionRequest, JobInput, JobOut
 from registry.db import begin_write
 from registry.errors import Conflict, InvalidInput, InvalidReference
@@ -25,6 +24,9 @@ from registry.services.principals import READ, WRITE
 from registry.services.refs import resolve_ref
 from registry.services.repositories import find_repository
 from registry.tables import ComposeJob, Repository, utcnow
+
+if TYPE_CHECKING:
+    from composer import Recipe
 
 ACTIVE_STATES = ("queued", "running", "succeeded")
 """A job in one of these states answers an identical resubmission."""
@@ -151,6 +153,8 @@ def submit_composition(
     if an alias moves before it runs. A job with the same idempotency key that is
     queued, running or succeeded is returned (``reused``) instead of a new one.
     """
+    from composer import parse_recipe  # torch and mergekit load with the first composition
+
     recipe = parse_recipe(request.recipe)
     output_kind = "model" if recipe.output.type == "merged" else "adapter"
     namespace, name = _check_target(session, request.target, output_kind)
