@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from registry.schemas import AuditEventOut, AuditList
 from registry.services.audit_chain import defer_event
-from registry.services.principals import LOCAL, Principal
+from registry.services.principals import LOCAL, Principal, namespace_condition
 from registry.tables import AuditEvent, utcnow
 
 REPOSITORY_CREATE = "repository.create"
@@ -96,9 +96,15 @@ def query_audit(
     until: datetime | None = None,
     limit: int = 100,
     offset: int = 0,
+    namespaces: tuple[str, ...] | None = None,
 ) -> AuditList:
-    """Events matching every given filter, newest first; ``until`` is exclusive."""
+    """Events matching every given filter, newest first; ``until`` is exclusive.
+    ``namespaces`` (patterns) keeps only events of repositories in them."""
     conditions = []
+    if namespaces is not None:
+        conditions.append(
+            namespace_condition(col(AuditEvent.repository), namespaces, repository=True)
+        )
     if repository is not None:
         conditions.append(col(AuditEvent.repository) == repository)
     if action is not None:

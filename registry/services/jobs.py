@@ -24,7 +24,7 @@ from registry.config import Settings
 from registry.db import begin_write
 from registry.errors import Conflict, InvalidInput, JobNotFound
 from registry.services.audit import Caller, record_event
-from registry.services.principals import WRITE
+from registry.services.principals import WRITE, namespace_condition
 from registry.tables import ComposeJob, utcnow
 
 logger = logging.getLogger(__name__)
@@ -104,9 +104,13 @@ def list_jobs(
     repository: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    namespaces: tuple[str, ...] | None = None,
 ) -> JobList:
-    """Jobs matching the filters, newest first."""
+    """Jobs matching the filters, newest first; ``namespaces`` (patterns) keeps only jobs
+    whose target lies in them."""
     conditions: list[Any] = []
+    if namespaces is not None:
+        conditions.append(namespace_condition(col(ComposeJob.target), namespaces, repository=True))
     if state is not None:
         if state not in JOB_STATES:
             raise InvalidInput(f"unknown job state {state!r}; use one of {', '.join(JOB_STATES)}")

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from typing import Any
+
+from sqlalchemy import false, or_
 
 READ = "read"
 WRITE = "write"
@@ -70,6 +73,23 @@ class Principal:
     def allows_somewhere(self, scope: str) -> bool:
         """``scope`` on at least one namespace (e.g. blob uploads, which name none)."""
         return scope in self.scopes and bool(self.namespaces)
+
+
+def visible_namespaces(principal: Principal) -> tuple[str, ...] | None:
+    """The namespace patterns a listing is limited to; ``None`` when the principal sees all."""
+    return None if principal.covers(None) else principal.namespaces
+
+
+def namespace_condition(column: Any, patterns: tuple[str, ...], *, repository: bool) -> Any:
+    """SQL: ``column`` (a namespace, or a ``namespace/name`` id with ``repository``) lies in
+    one of ``patterns``; false for no pattern."""
+    clauses = []
+    for pattern in patterns:
+        base = pattern[:-2] if pattern.endswith("/*") else pattern
+        like = base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = like.replace("*", "%").replace("?", "_")
+        clauses.append(column.like(f"{like}/%" if repository else like, escape="\\"))
+    return or_(*clauses) if clauses else false()
 
 
 LOCAL = Principal(name=LOCAL_ACTOR, scopes=frozenset(SCOPES), namespaces=("*",))

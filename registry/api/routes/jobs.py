@@ -5,9 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from registry.api.access import AccessCheckDep
-from registry.api.deps import CallerDep, SessionDep
+from registry.api.deps import CallerDep, PrincipalDep, SessionDep
 from registry.compose_schemas import JobList, JobOut, JobState
 from registry.services import jobs
+from registry.services.principals import visible_namespaces
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -15,12 +16,20 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 @router.get("")
 def list_jobs(
     session: SessionDep,
+    principal: PrincipalDep,
     state: JobState | None = None,
     repository: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JobList:
-    return jobs.list_jobs(session, state=state, repository=repository, limit=limit, offset=offset)
+    return jobs.list_jobs(
+        session,
+        state=state,
+        repository=repository,
+        limit=limit,
+        offset=offset,
+        namespaces=visible_namespaces(principal),
+    )
 
 
 @router.get("/{job_id}")
