@@ -238,6 +238,15 @@ class PostgresCluster:
         if initdb.returncode != 0:
             output = (initdb.stdout + initdb.stderr).decode(errors="replace")[-2000:]
             raise RuntimeError(f"initdb failed:\n{output}")
+        process = self._launch()
+        try:
+            _wait_until(self._answers, process, f"PostgreSQL on port {self.port}")
+        except RuntimeError as exc:
+            self.stop()
+            raise RuntimeError(f"{exc}; its log ends with:\n{_tail(self.log)}") from None
+
+    def _launch(self) -> subprocess.Popen[bytes]:
+        """Run ``postgres`` on the data directory (tuned for tests: no fsync)."""
         self.process = _spawn(
             [
                 str(self.bindir / "postgres"),
@@ -261,11 +270,7 @@ class PostgresCluster:
             log=self.log,
             user=self.os_user,
         )
-        try:
-            _wait_until(self._answers, self.process, f"PostgreSQL on port {self.port}")
-        except RuntimeError as exc:
-            self.stop()
-            raise RuntimeError(f"{exc}; its log ends with:\n{_tail(self.log)}") from None
+        return self.process
 
     def _answers(self) -> bool:
         try:
@@ -297,26 +302,8 @@ class RestartablePostgresCluster(PostgresCluster):
         """Start the server again on the same port and data; wait until it answers."""
         if self.process is not None:
             return
-        self.process = _spawn(
-            [
-                str(self.bindir / "postgres"),
-                "-D",
-                str(self.data),
-                "-p",
-                str(self.port),
-                "-k",
-                str(self.root),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "fsync=off",
-                "-c",
-                "max_connections=200",
-            ],
-            log=self.log,
-            user=self.os_user,
-        )
-        _wait_until(self._answers, self.process, f"PostgreSQL on port {self.port} (restarted)")
+        process = self._launch()
+        _wait_until(self._answers, process, f"PostgreSQL on port {self.port} (restarted)")
 
 
 @pytest.fixture
