@@ -8,13 +8,22 @@ import signal
 import threading
 from enum import StrEnum
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from cli.common import JsonOption, RegistryOption, echo_json, fail, registry_client, stdout
+from cli.common import (
+    JsonOption,
+    RegistryOption,
+    echo_json,
+    fail,
+    parse_reference,
+    registry_client,
+    stdout,
+)
 from cli.remote_compose import follow_job, print_outcome
 
 __all__ = ["register"]
@@ -186,11 +195,10 @@ def lineage_command(
     as_json: JsonOption = False,
 ) -> None:
     """Show what a version was composed from, as a tree."""
-    repository, _, ref = reference.partition("@")
+    repository, ref = parse_reference(reference, allow_ref=True)
+    path = f"/api/v1/repos/{repository}/versions/{quote(ref or 'latest', safe=':')}/lineage"
     with registry_client(registry) as client:
-        node = client.request(
-            "GET", f"/api/v1/repos/{repository}/versions/{ref or 'latest'}/lineage"
-        ).json()
+        node = client.request("GET", path).json()
     if as_json:
         echo_json(node)
         return
@@ -208,11 +216,10 @@ def derived_command(
     as_json: JsonOption = False,
 ) -> None:
     """List the versions composed from a version (transitively) and the aliases on them."""
-    repository, _, ref = reference.partition("@")
+    repository, ref = parse_reference(reference, allow_ref=True)
+    path = f"/api/v1/repos/{repository}/versions/{quote(ref or 'latest', safe=':')}/derived"
     with registry_client(registry) as client:
-        page = client.request(
-            "GET", f"/api/v1/repos/{repository}/versions/{ref or 'latest'}/derived"
-        ).json()
+        page = client.request("GET", path).json()
     if as_json:
         echo_json(page)
         return

@@ -103,3 +103,15 @@ def test_worker_refuses_the_embedded_sqlite_database(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "PostgreSQL" in result.output
+
+
+@pytest.mark.parametrize("command", ["lineage", "derived"])
+def test_lineage_and_derived_refuse_a_malformed_reference_before_any_request(
+    command: str,
+) -> None:
+    # Port 9 (discard) has no registry: a request would fail with "unreachable", not exit 2.
+    result = CliRunner().invoke(
+        _lorry(), [command, "sql-formal@prod"], env={"LORRY_URL": "http://127.0.0.1:9"}
+    )
+    assert result.exit_code == 2, result.output
+    assert "NAMESPACE/NAME[@REF]" in result.output
