@@ -1,8 +1,11 @@
-"""`lorry export gguf`: a LoRA adapter or a model as GGUF for llama.cpp, Ollama, LM Studio.
+"""`lorry export gguf` and `lorry exports`: adapters and models as GGUF for llama.cpp,
+Ollama and LM Studio.
 
-The source is a local directory or a registry reference ``NAMESPACE/NAME[@REF]``;
-a reference is pulled (verified) into a temporary directory and exported from
-there. The composer is imported when the command runs.
+The source is a local directory or a registry reference ``NAMESPACE/NAME[@REF]``.
+A reference is exported by the registry (``cli.remote_export``: a job that stores the
+file beside the version, recorded and shared), then downloaded and verified; with
+``--local`` it is pulled and converted on this machine instead, as a directory always
+is. The composer is imported when a local conversion runs.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from cli.common import (
     step_progress,
     transfer_progress,
 )
+from cli.remote_export import export_in_registry, exports_command, print_hints
 from cli.transfer import pull_version
 
 if TYPE_CHECKING:
@@ -110,11 +114,7 @@ def _print_result(result: GGUFExport, source: str) -> None:
         f"[green]Exported[/green] {source} as a GGUF {what} ({result.architecture}, "
         f"{result.outtype}, {result.tensors} tensors, {result.size:,} bytes): [bold]{result.out}"
     )
-    if result.kind == "adapter":
-        stdout.print(f"llama.cpp: llama-cli -m BASE.gguf --lora {result.out}")
-        stdout.print(f"Ollama Modelfile: FROM ./BASE.gguf + ADAPTER ./{result.out.name}")
-    else:
-        stdout.print(f"llama.cpp: llama-cli -m {result.out}  |  Ollama: FROM ./{result.out.name}")
+    print_hints(result.kind == "adapter", result.out)
 
 
 def gguf_command(
@@ -148,22 +148,52 @@ def gguf_command(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace OUT.gguf if it exists.")
     ] = False,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="For a registry reference: pull it and convert on this machine instead of "
+            "having the registry build (and record) the export.",
+        ),
+    ] = False,
     registry: RegistryOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Export a PEFT LoRA adapter (for llama.cpp --lora / Ollama ADAPTER) or a Hugging Face
     model with its tokenizer (for llama.cpp -m / Ollama FROM) to GGUF.
 
-    Supported architectures: Llama, Mistral, Qwen2. Nothing is written on error.
+    A registry reference is exported by the registry, which keeps the file beside the
+    version (`lorry exports` lists them; Hugging Face clients download it), then
+    downloaded and verified. Supported architectures: Llama, Mistral, Qwen2. Nothing is
+    written on error.
     """
     if outtype is not None and outtype not in _OUTTYPES:
         fail(f"--outtype must be one of {', '.join(_OUTTYPES)}", "invalid_input")
     if out.exists() and not overwrite:
         fail(f"{out} exists; pass --overwrite to replace it", "output_exists")
+    if out.is_dir():
+        fail(f"{out} is a directory; give the path of the .gguf file to write", "output_exists")
     source_path = Path(source).expanduser()
     base_path = Path(base).expanduser() if base is not None else None
     local_source = source_path.exists() or not _is_reference(source)
     local_base = base_path is None or base_path.exists() or not _is_reference(str(base))
+    if not local_source and not local:
+        if base is not None and local_base:
+            fail(
+                f"--base {base} is a local path, which the registry cannot read: give the base "
+                "model as NAMESPACE/NAME[@REF], or add --local to convert on this machine",
+                "invalid_input",
+            )
+        if name is not None:
+            fail(
+                "--name applies to conversions on this machine; the registry names its file "
+                "NAMESPACE/NAME@VERSION (add --local to choose the name)",
+                "invalid_input",
+            )
+        export_in_registry(
+            source, out, outtype=outtype, base=base, registry=registry, as_json=as_json
+        )
+        return
     base_in_registry = (
         local_source and base_path is None and _adapter_base_reference(source_path) is not None
     )
@@ -237,3 +267,4 @@ def register(app: typer.Typer) -> None:
     )
     export_app.command("gguf")(gguf_command)
     app.add_typer(export_app, name="export")
+    app.command("exports")(exports_command)

@@ -16,6 +16,7 @@ from registry.api.main import api_router, health_router, hub_router
 from registry.api.middleware import RequestIdMiddleware
 from registry.auth import authorize, check_exposure
 from registry.config import Settings
+from registry.console import mount_console
 from registry.db import create_engine_for, ensure_migrated
 from registry.jobs import open_job_queue
 from registry.storage import open_blob_store
@@ -71,4 +72,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(api_router, dependencies=[Depends(authorize)])
     app.include_router(hub_router, dependencies=[Depends(authorize)])
+    mount_console(app)
     return app

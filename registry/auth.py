@@ -45,6 +45,8 @@ _ADMIN_PREFIXES = ("/tokens", "/policies", "/gc")
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _READ_ONLY_POSTS = frozenset({"/api/models/{namespace}/{name}/paths-info/{revision}"})
 _ALIAS_ROUTE = "/repos/{namespace}/{name}/aliases/{alias}"
+_PUBLIC_READS = frozenset({"/whoami"})
+"""Reads that need no scope: how a caller without one learns who it is."""
 BOOTSTRAP_COMMAND = "lorry token create --admin --principal NAME"
 
 
@@ -67,8 +69,8 @@ def required_access(method: str, route_path: str) -> Access:
     - ``/api/v1/tokens``, ``/api/v1/policies`` (changes) and ``/api/v1/gc``: ``admin`` on
       every namespace; listing the rules needs only ``read``.
     - alias ``PUT``/``DELETE``: ``write`` or ``promote`` (protected aliases: ``promote``).
-    - other changes (push, blob upload, repository settings, compose): ``write``.
-    - reads: ``read``.
+    - other changes (push, blob upload, repository settings, compose, export): ``write``.
+    - reads: ``read``; ``/api/v1/whoami``: nothing (an empty ``scopes``).
     """
     method = method.upper()
     if route_path.startswith(f"{_API_PREFIX}/"):
@@ -77,6 +79,8 @@ def required_access(method: str, route_path: str) -> Access:
         if route_path.startswith("/policies") and method in _READ_METHODS:
             return Access((READ,))
         return Access((ADMIN,), everywhere=True)
+    if method in _READ_METHODS and route_path in _PUBLIC_READS:
+        return Access(())
     if method in _READ_METHODS or route_path in _READ_ONLY_POSTS:
         return Access((READ,))
     if route_path == _ALIAS_ROUTE:
@@ -128,6 +132,8 @@ def authorize(request: Request) -> None:
     route = request.scope.get("route")
     route_path: str = getattr(route, "path", request.url.path)
     access = required_access(request.method, route_path)
+    if not access.scopes:
+        return
     namespace = request.path_params.get("namespace")
     if access.everywhere:
         allowed = any(principal.allows(scope) for scope in access.scopes)

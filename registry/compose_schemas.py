@@ -7,7 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from registry.export_schemas import ExportOut, JobExport
+
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JobKind = Literal["compose", "export"]
 JOB_STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED_STATES: tuple[str, ...] = ("succeeded", "failed", "cancelled")
 
@@ -54,6 +57,9 @@ class JobResult(_Schema):
 
 class JobOut(_Schema):
     id: str
+    kind: JobKind = Field(
+        default="compose", description="compose: publishes a version; export: adds a file to one"
+    )
     state: JobState
     target: str
     output_kind: str
@@ -77,6 +83,7 @@ class JobOut(_Schema):
     reused: bool = Field(
         default=False, description="true when an identical earlier submission answered"
     )
+    export: JobExport | None = Field(default=None, description="what an export job writes")
 
 
 class JobList(_Schema):
@@ -115,6 +122,9 @@ class DerivedVersion(_Schema):
 class DerivedList(_Schema):
     source: JobResult
     items: list[DerivedVersion]
+    exports: list[ExportOut] = Field(
+        default_factory=list, description="files exported from the queried version (GGUF)"
+    )
 
 
 LineageParent.model_rebuild()

@@ -222,12 +222,19 @@ class ComposeJob(SQLModel, table=True):
     __tablename__ = "compose_jobs"
 
     id: str = Field(sa_column=Column(String(32), primary_key=True))
+    kind: str = Field(
+        default="compose",
+        sa_column=Column(String(16), nullable=False, server_default="compose"),
+    )
+    """``compose`` (publishes a version) or ``export`` (adds a derived file to a version)."""
     state: str = Field(sa_column=Column(String(16), nullable=False, index=True))
     target: str = Field(sa_column=Column(String(200), nullable=False, index=True))
+    """The repository the job writes to: a composition's target, an export's source."""
     output_kind: str = Field(sa_column=Column(String(16), nullable=False))
     queue: str = Field(sa_column=Column(String(16), nullable=False))
     recipe: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    """The recipe with every registry reference pinned to ``ns/name@sha256:<digest>``."""
+    """The recipe (an export: its specification) with every registry reference pinned to
+    ``ns/name@sha256:<digest>``."""
     inputs: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
     idempotency_key: str = Field(sa_column=Column(String(64), nullable=False, index=True))
     alias: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
@@ -255,6 +262,28 @@ class ComposeJob(SQLModel, table=True):
     heartbeat_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
+
+
+class VersionExport(SQLModel, table=True):
+    """A derived file of a version (a GGUF export): the version's manifest and digest stay
+    as they were; the file is served beside them under its own path."""
+
+    __tablename__ = "version_exports"
+    __table_args__ = (Index("ix_version_exports_sha256", "sha256"),)
+
+    version_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
+    )
+    path: str = Field(sa_column=Column(String(1024), primary_key=True))
+    format: str = Field(sa_column=Column(String(16), nullable=False))
+    outtype: str = Field(sa_column=Column(String(16), nullable=False))
+    sha256: str = Field(sa_column=Column(String(64), nullable=False))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    job_id: str = Field(sa_column=Column(String(32), nullable=False, index=True))
+    lineage: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    """``exported_from`` (repository, version, digest), ``base``, ``libraries`` and the job."""
+    created_by: str = Field(sa_column=Column(String(255), nullable=False))
+    created_at: datetime = _timestamp()
 
 
 metadata = SQLModel.metadata

@@ -27,7 +27,7 @@ def get_access_check(request: Request) -> AccessCheck:
         if not principal.allows(scope, namespace):
             raise Forbidden(
                 f"{principal.name!r} lacks the {scope} scope on namespace {namespace!r}, "
-                "which this composition uses"
+                "which this request uses"
             )
 
     return check

@@ -9,6 +9,8 @@ from registry.api.routes import (
     audit,
     blobs,
     compositions,
+    console,
+    exports,
     health,
     hub,
     jobs,
@@ -32,6 +34,8 @@ api_router.include_router(trust.router)
 api_router.include_router(compositions.router)
 api_router.include_router(jobs.router)
 api_router.include_router(lineage.router)
+api_router.include_router(exports.router)
+api_router.include_router(console.router)
 
 health_router = health.router
 hub_router = hub.router

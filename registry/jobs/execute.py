@@ -1,13 +1,14 @@
-"""Running one composition job: claim it, fetch its inputs, compose, publish, record.
+"""Running one job: claim it, run it by its kind, record the outcome.
 
-Every process that runs jobs (``lorry serve`` threads, ``lorry worker``) calls
+A composition fetches its inputs, composes and publishes a version; an export
+(``registry.jobs.exporting``) adds a derived file to a version. Every process
+that runs jobs (``lorry serve`` threads, ``lorry worker``) calls
 ``JobRunner.run(job_id)``. The claim is a conditional update of the job's row
 (queued -> running), so a job delivered twice still runs once.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -25,15 +26,11 @@ import composer
 from registry.config import Settings
 from registry.db import begin_write
 from registry.errors import LorryError
+from registry.jobs.exporting import StepReport, build_export
+from registry.jobs.workspace import library_versions, materialise, store_file
 from registry.schemas import FileEntry, PublishRequest
 from registry.services.audit import Caller, record_event
-from registry.services.jobs import (
-    COMPOSITION_FAIL,
-    COMPOSITION_SUCCEED,
-    append_log,
-    finish_cancelled,
-    job_target,
-)
+from registry.services.jobs import append_log, finish_cancelled, job_action, job_target
 from registry.services.names import repository_id
 from registry.services.publish import manifest_digest, publish_version
 from registry.storage.base import BlobStore
@@ -43,7 +40,7 @@ from registry.validation import ManifestEntry
 logger = logging.getLogger(__name__)
 
 _PROGRESS_EVERY_S = 0.5
-_CHUNK = 1 << 20
+_COMPOSE_LIBRARIES = ("lorry", "torch", "safetensors", "mergekit", "peft")
 
 
 class _Cancelled(Exception):
@@ -56,18 +53,6 @@ class _Interrupted(Exception):
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
-
-
-def _library_versions() -> dict[str, str]:
-    import importlib.metadata
-
-    versions = {}
-    for name in ("lorry", "torch", "safetensors", "mergekit", "peft"):
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "unknown"
-    return versions
 
 
 class _Heartbeat:
@@ -105,10 +90,10 @@ class _Heartbeat:
 
 
 class JobRunner:
-    """Runs composition jobs against one database and blob store.
+    """Runs jobs (compositions and exports) against one database and blob store.
 
     ``stopping`` is set when the process shuts down: a running job then stops after
-    its current module and goes back to ``queued`` (not counted as a run).
+    its current module (or tensor) and goes back to ``queued`` (not counted as a run).
     """
 
     def __init__(
@@ -133,7 +118,12 @@ class JobRunner:
         caller = Caller(actor=row.created_by, request_id=row.request_id)
         try:
             with _Heartbeat(self.engine, job_id, worker, self.settings.job_heartbeat_s):
-                version, digest, reused = self._compose_and_publish(row, worker)
+                if row.kind == "export":
+                    outcome = build_export(
+                        self.engine, self.store, self.settings, row, self._report(job_id, worker)
+                    )
+                else:
+                    outcome = self._compose_and_publish(row, worker)
         except _Cancelled:
             return self._finish(job_id, worker, caller, "cancelled", None)
         except _Interrupted:
@@ -147,8 +137,7 @@ class JobRunner:
             return self._finish(
                 job_id, worker, caller, "failed", ("internal", f"{type(exc).__name__}: {exc}")
             )
-        note = "an identical version existed; no new version" if reused else "published"
-        return self._finish(job_id, worker, caller, "succeeded", None, (version, digest, note))
+        return self._finish(job_id, worker, caller, "succeeded", None, outcome)
 
     def _claim(self, job_id: str, worker: str) -> ComposeJob | None:
         with Session(self.engine, expire_on_commit=False) as session:
@@ -186,18 +175,20 @@ class JobRunner:
             return None
         return row
 
-    def _progress(self, job_id: str, worker: str) -> composer.ProgressCallback:
+    def _report(self, job_id: str, worker: str) -> StepReport:
+        """Record ``(module, done, total)`` on the job (at most every 0.5 s and at the end);
+        raise to stop the job when it was cancelled or this process is shutting down."""
         last = 0.0
         delay = self.settings.compose_module_delay_s
 
-        def report(event: composer.ProgressEvent) -> None:
+        def report(module: str | None, done: int, total: int) -> None:
             nonlocal last
             if delay:
                 time.sleep(delay)
             if self.stopping is not None and self.stopping.is_set():
                 raise _Interrupted
             now = time.monotonic()
-            if now - last < _PROGRESS_EVERY_S and event.done < event.total:
+            if now - last < _PROGRESS_EVERY_S and done < total:
                 return
             last = now
             with Session(self.engine) as session:
@@ -206,22 +197,21 @@ class JobRunner:
                 if row is None or row.cancel_requested:
                     session.rollback()
                     raise _Cancelled
-                row.progress_done, row.progress_total = event.done, event.total
-                row.current_module = event.module
+                row.progress_done, row.progress_total = done, total
+                row.current_module = module
                 row.heartbeat_at = utcnow()
                 session.add(row)
                 session.commit()
 
         return report
 
-    def _materialise(self, files: list[tuple[str, str]], directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        for path, sha256 in files:
-            target = directory / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with target.open("wb") as handle:
-                for chunk in self.store.open_range(sha256):
-                    handle.write(chunk)
+    def _progress(self, job_id: str, worker: str) -> composer.ProgressCallback:
+        report = self._report(job_id, worker)
+
+        def on_module(event: composer.ProgressEvent) -> None:
+            report(event.module, event.done, event.total)
+
+        return on_module
 
     def _input_files(self, job: ComposeJob) -> dict[str, list[tuple[str, str]]]:
         by_ref: dict[str, list[tuple[str, str]]] = {}
@@ -248,15 +238,8 @@ class JobRunner:
     def _ingest(self, out: Path) -> list[ManifestEntry]:
         entries = []
         for path in sorted(p for p in out.rglob("*") if p.is_file()):
-            digest = hashlib.sha256()
-            with path.open("rb") as handle:
-                while chunk := handle.read(_CHUNK):
-                    digest.update(chunk)
-            sha256 = digest.hexdigest()
-            size = path.stat().st_size
             relative = path.relative_to(out).as_posix()
-            if not self.store.exists(sha256):
-                self.store.put_file(path, sha256)
+            sha256, size = store_file(self.store, path)
             entries.append(ManifestEntry(path=relative, sha256=sha256, size=size))
         return entries
 
@@ -294,16 +277,17 @@ class JobRunner:
             "recipe": job.recipe,
             "device": result.device,
             "max_error": result.max_error,
-            "libraries": _library_versions(),
+            "libraries": library_versions(_COMPOSE_LIBRARIES),
         }
 
-    def _compose_and_publish(self, job: ComposeJob, worker: str) -> tuple[int, str, bool]:
+    def _compose_and_publish(self, job: ComposeJob, worker: str) -> tuple[int, str, str]:
+        """Compose and publish; ``(version, digest hex, note)``."""
         self.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f"job-{job.id}-", dir=self.settings.tmp_dir))
         try:
             root = work / "inputs"
             for ref, files in self._input_files(job).items():
-                self._materialise(files, root / ref)
+                materialise(self.store, files, root / ref)
             out = work / "out"
             result = composer.compose(
                 job.recipe, out, root=root, progress=self._progress(job.id, worker)
@@ -312,7 +296,7 @@ class JobRunner:
             digest = manifest_digest(entries)
             existing = self._existing_version(job.target, digest)
             if existing is not None:
-                return existing, digest, True
+                return existing, digest, "an identical version existed; no new version"
             namespace, name = job.target.split("/", 1)
             request = PublishRequest(
                 files=[FileEntry(path=e.path, sha256=e.sha256, size=e.size) for e in entries],
@@ -331,7 +315,7 @@ class JobRunner:
                     request,
                     lineage=self._lineage(job, result),
                 )
-            return published.version, published.digest.removeprefix("sha256:"), False
+            return published.version, published.digest.removeprefix("sha256:"), "published"
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -381,7 +365,7 @@ class JobRunner:
                     row.error_code, row.error_message = error
                     append_log(row, f"failed: {error[0]}: {error[1]}")
                     after["error"] = error[0]
-                    action = COMPOSITION_FAIL
+                    action = job_action(row.kind, "fail")
                 else:
                     assert result is not None
                     version, digest, note = result
@@ -389,7 +373,9 @@ class JobRunner:
                     row.progress_done = row.progress_total
                     append_log(row, f"succeeded: {row.target}@{version} ({note})")
                     after.update(version=version, digest=f"sha256:{digest}")
-                    action = COMPOSITION_SUCCEED
+                    if row.kind == "export":
+                        after["path"] = row.recipe["path"]
+                    action = job_action(row.kind, "succeed")
                 session.add(row)
                 record_event(
                     session,

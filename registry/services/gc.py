@@ -1,8 +1,9 @@
 """Garbage collection of blobs that no version references.
 
-Uploads come first and versions reference them later (``PUT /blobs`` then
-``POST .../versions``), so a blob without a version may belong to a push in
-progress. ``collect_garbage``:
+A blob is referenced by a file of a version or by an export of one (a derived
+file, ``version_exports``). Uploads come first and versions reference them later
+(``PUT /blobs`` then ``POST .../versions``), so a blob without a version may belong
+to a push in progress. ``collect_garbage``:
 
 1. lists the digests in the blob store, then the digests that versions reference;
 2. keeps unreferenced blobs younger than the grace period
@@ -13,10 +14,11 @@ progress. ``collect_garbage``:
    more that no version references it, deletes the object, and drops the claim.
 
 A publish re-checks that its blobs exist after inserting their rows
-(``registry.services.publish``), so a push that reuses an old unreferenced blob
-(dedup) while gc deletes it fails with ``missing_blob`` and uploads again on
-the next try instead of committing a version with a missing file. A blob that
-a committed version references is never deleted.
+(``registry.services.publish``; an export's commit does the same), so a push
+that reuses an old unreferenced blob (dedup) while gc deletes it fails with
+``missing_blob`` and uploads again on the next try instead of committing a
+version with a missing file. A blob that a committed version or export
+references is never deleted.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from registry.db import begin_write
 from registry.errors import BlobNotFound
 from registry.services.audit import Caller, record_event
 from registry.storage.base import BlobStore
-from registry.tables import Blob, VersionFile, utcnow
+from registry.tables import Blob, VersionExport, VersionFile, utcnow
 from registry.trust_schemas import GcBlob, GcReport
 
 logger = logging.getLogger(__name__)
@@ -41,7 +43,8 @@ BLOB_DELETE = "blob.delete"
 
 
 def _referenced(session: Session) -> set[str]:
-    return set(session.exec(select(VersionFile.sha256).distinct()).all())
+    files = set(session.exec(select(VersionFile.sha256).distinct()).all())
+    return files | set(session.exec(select(VersionExport.sha256).distinct()).all())
 
 
 def _delete_one(session: Session, store: BlobStore, sha256: str, size: int) -> bool:
@@ -56,7 +59,12 @@ def _delete_one(session: Session, store: BlobStore, sha256: str, size: int) -> b
             .on_conflict_do_nothing(index_elements=["sha256"])
             .returning(col(Blob.sha256))
         ).first()
-        referenced = session.exec(select(exists().where(col(VersionFile.sha256) == sha256))).one()
+        referenced = session.exec(
+            select(
+                exists().where(col(VersionFile.sha256) == sha256)
+                | exists().where(col(VersionExport.sha256) == sha256)
+            )
+        ).one()
         if claimed is None or referenced:
             session.rollback()
             return False

@@ -5,7 +5,9 @@ alias if set, else the latest version), ``latest``, a digest with or without
 ``sha256:``, or the 40-hex commit id. Every version's Hub ``sha`` is its commit
 id (the first 40 hex of its digest), so it never changes. Every file is
 presented as a Git LFS file whose oid is its sha256; its git blob id is the
-sha1 of that LFS pointer, as the Hub computes it.
+sha1 of that LFS pointer, as the Hub computes it. A version's exports (GGUF
+files built later, ``registry.services.exports``) are listed and served as
+files of its revision.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from registry.hub_schemas import (
     HubTreeEntry,
     HubTreeLfs,
 )
+from registry.services.derived_files import derived_file, derived_files
 from registry.services.names import repository_id
 from registry.services.refs import resolve_ref
 from registry.services.repositories import find_repository
@@ -120,13 +123,9 @@ def resolve_revision(
 
 
 def _version_files(session: Session, version: Version) -> list[VersionFile]:
-    return list(
-        session.exec(
-            select(VersionFile)
-            .where(VersionFile.version_id == version.id)
-            .order_by(col(VersionFile.path))
-        ).all()
-    )
+    """The version's files and its exports, by path."""
+    files = session.exec(select(VersionFile).where(VersionFile.version_id == version.id)).all()
+    return sorted([*files, *derived_files(session, version)], key=lambda row: row.path)
 
 
 def _version_aliases(session: Session, version: Version) -> list[str]:
@@ -302,7 +301,7 @@ def paths_info(
 def find_hub_file(session: Session, namespace: str, name: str, revision: str, path: str) -> HubFile:
     resolved = resolve_revision(session, namespace, name, revision)
     version = resolved.version
-    row = session.get(VersionFile, (version.id, path))
+    row = session.get(VersionFile, (version.id, path)) or derived_file(session, version, path)
     if row is None:
         raise FileNotFound(
             f"version {version.number} of {resolved.repo_id} (revision {revision!r}) has no file "

@@ -1,4 +1,5 @@
-"""Composition jobs: read, list, cancel, and recover the ones a dead process left running."""
+"""Jobs (compositions and exports): read, list, cancel, and recover the ones a dead process
+left running."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ from registry.compose_schemas import (
 from registry.config import Settings
 from registry.db import begin_write
 from registry.errors import Conflict, InvalidInput, JobNotFound
+from registry.export_schemas import JobExport
 from registry.services.audit import Caller, record_event
 from registry.services.principals import WRITE, namespace_condition
-from registry.tables import ComposeJob, utcnow
+from registry.tables import ComposeJob, Repository, Version, VersionExport, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +35,24 @@ COMPOSITION_SUBMIT = "composition.submit"
 COMPOSITION_SUCCEED = "composition.succeed"
 COMPOSITION_FAIL = "composition.fail"
 COMPOSITION_CANCEL = "composition.cancel"
+EXPORT_SUBMIT = "export.submit"
+EXPORT_SUCCEED = "export.succeed"
+EXPORT_FAIL = "export.fail"
+EXPORT_CANCEL = "export.cancel"
+_ACTIONS = {
+    "compose": {
+        "submit": COMPOSITION_SUBMIT,
+        "succeed": COMPOSITION_SUCCEED,
+        "fail": COMPOSITION_FAIL,
+        "cancel": COMPOSITION_CANCEL,
+    },
+    "export": {
+        "submit": EXPORT_SUBMIT,
+        "succeed": EXPORT_SUCCEED,
+        "fail": EXPORT_FAIL,
+        "cancel": EXPORT_CANCEL,
+    },
+}
 SYSTEM = Caller(actor="system")
 """The actor of what Lorry does on its own (failing a job whose process died)."""
 
@@ -41,12 +61,17 @@ def job_target(job_id: str) -> str:
     return f"job:{job_id}"
 
 
+def job_action(kind: str, verb: str) -> str:
+    """The audit action of a job event: ``composition.succeed``, ``export.fail`` ..."""
+    return _ACTIONS[kind][verb]
+
+
 def append_log(row: ComposeJob, message: str) -> None:
     """Add a line to the job's log (a new list, so the JSON column is written back)."""
     row.log = [*row.log, {"at": utcnow().isoformat(), "message": message}]
 
 
-def job_out(row: ComposeJob, *, reused: bool = False) -> JobOut:
+def job_out(row: ComposeJob, *, reused: bool = False, export: JobExport | None = None) -> JobOut:
     result = None
     if row.result_version is not None and row.result_digest is not None:
         result = JobResult(
@@ -60,6 +85,7 @@ def job_out(row: ComposeJob, *, reused: bool = False) -> JobOut:
         duration = (row.finished_at - row.started_at).total_seconds()
     return JobOut(
         id=row.id,
+        kind=row.kind,  # type: ignore[arg-type]
         state=row.state,  # type: ignore[arg-type]
         target=row.target,
         output_kind=row.output_kind,
@@ -83,7 +109,42 @@ def job_out(row: ComposeJob, *, reused: bool = False) -> JobOut:
         finished_at=row.finished_at,
         duration_s=duration,
         reused=reused,
+        export=export,
     )
+
+
+def job_export(session: Session, row: ComposeJob) -> JobExport | None:
+    """An export job's file: the path and base of its specification, with the sha256 and
+    size of the derived file once the version has it."""
+    if row.kind != "export":
+        return None
+    spec = row.recipe
+    namespace, _, name = row.target.partition("/")
+    source_digest = str(spec["source"]).partition("@sha256:")[2]
+    built = session.exec(
+        select(VersionExport)
+        .join(Version, col(Version.id) == col(VersionExport.version_id))
+        .join(Repository, col(Repository.id) == col(Version.repository_id))
+        .where(
+            Repository.namespace == namespace,
+            Repository.name == name,
+            Version.digest == source_digest,
+            VersionExport.path == spec["path"],
+        )
+    ).first()
+    return JobExport(
+        format=spec["format"],
+        outtype=spec["outtype"],
+        path=spec["path"],
+        base=spec.get("base"),
+        sha256=built.sha256 if built is not None and row.state == "succeeded" else None,
+        size=built.size if built is not None and row.state == "succeeded" else None,
+    )
+
+
+def describe_job(session: Session, row: ComposeJob, *, reused: bool = False) -> JobOut:
+    """``job_out`` with what an export job wrote, read from the version's exports."""
+    return job_out(row, reused=reused, export=job_export(session, row))
 
 
 def find_job(session: Session, job_id: str) -> ComposeJob:
@@ -94,7 +155,7 @@ def find_job(session: Session, job_id: str) -> ComposeJob:
 
 
 def get_job(session: Session, job_id: str) -> JobOut:
-    return job_out(find_job(session, job_id))
+    return describe_job(session, find_job(session, job_id))
 
 
 def list_jobs(
@@ -125,7 +186,7 @@ def list_jobs(
         .limit(limit)
         .offset(offset)
     ).all()
-    return JobList(items=[job_out(row) for row in rows], total=total)
+    return JobList(items=[describe_job(session, row) for row in rows], total=total)
 
 
 def _lock_job(session: Session, job_id: str) -> ComposeJob:
@@ -145,7 +206,7 @@ def finish_cancelled(session: Session, row: ComposeJob, caller: Caller, reason: 
     record_event(
         session,
         caller,
-        COMPOSITION_CANCEL,
+        job_action(row.kind, "cancel"),
         repository=row.target,
         target=job_target(row.id),
         after={"job": row.id, "state": "cancelled", "progress": row.progress_done},
@@ -176,7 +237,7 @@ def cancel_job(
         session.rollback()
         raise
     session.refresh(row)
-    return job_out(row)
+    return describe_job(session, row)
 
 
 def queued_job_ids(engine: Engine, older_than_s: float = 0.0) -> list[tuple[str, str]]:
@@ -236,14 +297,14 @@ def _fail_orphan(session: Session, row: ComposeJob, silent: str) -> None:
     row.error_code = "worker_lost"
     row.error_message = (
         f"{silent}; the job ran {row.attempts} time(s) (LORRY_JOB_MAX_ATTEMPTS) and was "
-        "not retried again. Submit the recipe again to retry"
+        "not retried again. Submit it again to retry"
     )
     row.finished_at = utcnow()
     append_log(row, row.error_message)
     record_event(
         session,
         SYSTEM,
-        COMPOSITION_FAIL,
+        job_action(row.kind, "fail"),
         repository=row.target,
         target=job_target(row.id),
         after={"job": row.id, "state": "failed", "error": row.error_code},

@@ -1,4 +1,5 @@
-"""Lineage of composed versions: the ancestry tree, and what derives from a version."""
+"""Lineage of composed versions: the ancestry tree, and what derives from a version
+(versions composed from it, and files exported from it)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from registry.compose_schemas import (
     LineageNode,
     LineageParent,
 )
+from registry.services.exports import exports_of
 from registry.services.names import repository_id
 from registry.services.refs import resolve_ref
 from registry.services.repositories import find_repository
@@ -75,7 +77,8 @@ def get_lineage(session: Session, namespace: str, name: str, ref: str) -> Lineag
 
 def get_derived(session: Session, namespace: str, name: str, ref: str) -> DerivedList:
     """Every version composed from this one, directly or through other compositions,
-    with the aliases that point at each (``production`` and the like)."""
+    with the aliases that point at each (``production`` and the like); and the files
+    exported from this one (GGUF)."""
     repository = find_repository(session, namespace, name)
     source = resolve_ref(session, repository, ref)
     source_id = repository_id(namespace, name)
@@ -122,4 +125,5 @@ def get_derived(session: Session, namespace: str, name: str, ref: str) -> Derive
             repository=source_id, version=source.number, digest=f"sha256:{source.digest}"
         ),
         items=found,
+        exports=exports_of(session, source_id, source),
     )

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from registry.errors import FileNotFound
 from registry.schemas import FileEntry, VersionList, VersionOut
 from registry.services.names import repository_id
 from registry.services.refs import resolve_ref
@@ -71,25 +70,3 @@ class VersionFileRef:
     path: str
     sha256: str
     size: int
-
-
-def find_version_file(
-    session: Session, namespace: str, name: str, ref: str, path: str
-) -> VersionFileRef:
-    repository = find_repository(session, namespace, name)
-    version = resolve_ref(session, repository, ref)
-    row = session.get(VersionFile, (version.id, path))
-    repo_id = repository_id(namespace, name)
-    if row is None:
-        raise FileNotFound(
-            f"version {version.number} of {repo_id} has no file {path!r}; "
-            f"its files are listed by `lorry show {repo_id}@{version.number}`"
-        )
-    return VersionFileRef(
-        repository=repo_id,
-        version=version.number,
-        digest=f"sha256:{version.digest}",
-        path=row.path,
-        sha256=row.sha256,
-        size=row.size,
-    )

@@ -7,6 +7,11 @@ import numpy.typing as npt
 import pytest
 
 from tests.cli.conftest import registry_url  # noqa: F401 (a real `lorry serve` for CLI tests)
+from tests.compose_service.conftest import (  # noqa: F401 (an app that runs jobs, both backends)
+    client,
+    settings,
+    sqlite_client,
+)
 from tests.export.builders import build_tiny_model
 from tests.factories import ALL_PROJECTIONS, build_lora_adapter
 

@@ -94,14 +94,14 @@ def test_export_from_a_registry_reference(
     assert model.exit_code == 0, model.output
 
     out = tmp_path / "adapter.gguf"
-    # the adapter's base_model_name_or_path is the local tiny Llama directory
-    result = lorry("export", "gguf", "export-test/sql-gen@production", out, "--json")
+    # the adapter's base_model_name_or_path is the local tiny Llama directory: converted here
+    result = lorry("export", "gguf", "export-test/sql-gen@production", out, "--json", "--local")
     assert result.exit_code == 0, result.output
     meta = metadata(out)
     assert meta["general.type"] == "adapter"
     assert meta["general.name"] == "export-test/sql-gen@1"
 
-    # the base as a registry reference: only its config.json is fetched
+    # the base as a registry reference: the registry exports it
     out2 = tmp_path / "adapter-2.gguf"
     result = lorry(
         "export", "gguf", "export-test/sql-gen@1", out2, "--base", "export-test/tiny@latest"

@@ -25,6 +25,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("DELETE", "/api/v1/policies/{policy_id}"): ADMIN,
     ("POST", "/api/v1/gc"): ADMIN,
     ("POST", "/api/v1/compositions"): WRITE,
+    ("POST", "/api/v1/repos/{namespace}/{name}/versions/{ref}/exports"): WRITE,
     ("POST", "/api/v1/jobs/{job_id}/cancel"): WRITE,
     ("POST", "/api/models/{namespace}/{name}/paths-info/{revision}"): ALL,
 }
@@ -36,6 +37,9 @@ ADMIN_READS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/policies"): ALL,
     ("GET", "/api/v1/audit/verify"): ALL,
     ("GET", "/api/v1/audit"): ALL,
+    ("GET", "/api/v1/audit/facets"): ALL,
+    ("GET", "/api/v1/whoami"): ALL,
+    ("GET", "/api/v1/repos/{namespace}/{name}/versions/{ref}/card"): ALL,
 }
 
 PATH_VALUES = {
@@ -47,6 +51,7 @@ PATH_VALUES = {
     "policy_id": "999",
     "job_id": "999",
     "revision": "main",
+    "ref": "1",
 }
 
 

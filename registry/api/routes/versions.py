@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request, Response
 from registry.api.deps import BlobStoreDep, CallerDep, SessionDep, SettingsDep
 from registry.api.downloads import file_response
 from registry.schemas import PublishRequest, VersionList, VersionOut
-from registry.services import publish, pulls, versions
+from registry.services import derived_files, publish, pulls, versions
 
 router = APIRouter(prefix="/repos/{namespace}/{name}/versions", tags=["versions"])
 
@@ -56,7 +56,7 @@ def download_file(
     path: str,
     caller: CallerDep,
 ) -> Response:
-    file = versions.find_version_file(session, namespace, name, ref, path)
+    file = derived_files.find_file(session, namespace, name, ref, path)
     response = file_response(request, store, file)
     pulls.record_served_file(session, caller, request, file, response, via="api", revision=ref)
     return response

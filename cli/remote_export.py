@@ -1,0 +1,225 @@
+"""`lorry export gguf NS/NAME@REF` through the registry, and `lorry exports`.
+
+The registry builds the export as a job (or finds it: the same version, format,
+outtype and base are built once), keeps it beside the version, and the CLI follows
+the job, then downloads the file and verifies its size and sha256 against the
+registry's record.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from cli.client import LorryClient, LorryClientError
+from cli.common import (
+    JsonOption,
+    RegistryOption,
+    echo_json,
+    fail,
+    parse_reference,
+    registry_client,
+    stderr,
+    stdout,
+    transfer_progress,
+)
+from cli.digests import HashingWriter
+from cli.remote_compose import FINISHED, follow_job
+
+__all__ = ["export_in_registry", "exports_command", "print_hints"]
+
+
+def _versions_path(repository: str, ref: str) -> str:
+    namespace, _, name = repository.partition("/")
+    return (
+        f"/api/v1/repos/{quote(namespace, safe='')}/{quote(name, safe='')}"
+        f"/versions/{quote(ref, safe=':')}"
+    )
+
+
+def _download(
+    client: LorryClient, job: dict[str, Any], entry: dict[str, Any], out: Path, as_json: bool
+) -> None:
+    """Stream the export to a temporary file beside ``out``, verify size and sha256 against
+    the registry's record, then rename it into place; nothing is left on failure."""
+    result = job["result"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temp = out.parent / f".{out.name}.{secrets.token_hex(4)}.lorry-partial"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    writer = HashingWriter(fd)
+    try:
+        with transfer_progress(as_json) as progress:
+            progress.start("download", entry["size"])
+            with client.stream_file(
+                result["repository"], result["digest"], entry["path"]
+            ) as response:
+                for chunk in response.iter_bytes():
+                    writer.write(chunk)
+                    progress.advance("download", len(chunk))
+        sha256 = writer.close()
+        os.close(fd)
+        fd = -1
+        if writer.size != entry["size"] or sha256 != entry["sha256"]:
+            raise LorryClientError(
+                "digest_mismatch",
+                f"{entry['path']}: downloaded {writer.size} bytes with sha256 {sha256}, "
+                f"expected {entry['size']} bytes with sha256 {entry['sha256']}; nothing was "
+                "written, run the export again (the registry reuses its file)",
+            )
+        os.replace(temp, out)
+    except BaseException:
+        writer.abort()
+        if fd >= 0:
+            os.close(fd)
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def _wait(client: LorryClient, job: dict[str, Any], as_json: bool) -> dict[str, Any]:
+    if job["state"] in FINISHED:
+        return job
+    if not as_json:
+        stderr.print(
+            f"Job {job['id']} {job['state']}: the registry builds {job['export']['path']}; "
+            "Ctrl-C stops waiting (not the job)"
+        )
+    try:
+        return follow_job(client, job, bar=not as_json)
+    except KeyboardInterrupt:
+        fail(
+            f"stopped waiting; job {job['id']} goes on (`lorry job cancel {job['id']}` "
+            f"cancels it, `lorry job {job['id']}` follows it)"
+        )
+
+
+def export_in_registry(
+    source: str,
+    out: Path,
+    *,
+    outtype: str | None,
+    base: str | None,
+    registry: str | None,
+    as_json: bool,
+) -> None:
+    """Have the registry build (or reuse) the export of ``source``, then download it."""
+    repository, ref = parse_reference(source, allow_ref=True)
+    body = {"format": "gguf", "outtype": outtype, "base": base}
+    with registry_client(registry) as client:
+        job = client.request(
+            "POST",
+            f"{_versions_path(repository, ref or 'latest')}/exports",
+            json={key: value for key, value in body.items() if value is not None},
+        ).json()
+        job = _wait(client, job, as_json)
+        if job["state"] != "succeeded":
+            error = job.get("error") or {}
+            reason = f": {error['message']}" if error.get("message") else ""
+            fail(f"job {job['id']} {job['state']}{reason}", error.get("code") or job["state"])
+        version = job["result"]["version"]
+        listing = client.request(
+            "GET", f"{_versions_path(repository, job['result']['digest'])}/exports"
+        ).json()
+        path = job["export"]["path"]
+        entry = next(item for item in listing["items"] if item["path"] == path)
+        _download(client, job, entry, out, as_json)
+    lineage = entry["lineage"]
+    if as_json:
+        echo_json(
+            {
+                "source": source,
+                "kind": lineage.get("kind"),
+                "out": str(out),
+                "architecture": lineage.get("architecture"),
+                "outtype": entry["outtype"],
+                "tensors": lineage.get("tensors"),
+                "size": entry["size"],
+                "tokenizer_pre": lineage.get("tokenizer_pre"),
+                "sha256": entry["sha256"],
+                "registry": {
+                    "repository": entry["repository"],
+                    "version": entry["version"],
+                    "path": path,
+                    "job": job["id"],
+                    "reused": job.get("reused", False),
+                },
+            }
+        )
+        return
+    what = "LoRA adapter" if lineage.get("kind") == "adapter" else "model"
+    built = "reused the registry's" if job.get("reused") else "built by the registry,"
+    architecture = lineage.get("architecture")
+    stdout.print(
+        f"[green]Exported[/green] {escape(source)} as a GGUF {what} ({architecture}, "
+        f"{entry['outtype']}, {lineage.get('tensors')} tensors, {entry['size']:,} bytes; "
+        f"{built} {escape(entry['repository'])}@{version}/{path}, job {job['id']}): "
+        f"[bold]{escape(str(out))}"
+    )
+    print_hints(lineage.get("kind") == "adapter", out)
+
+
+def print_hints(adapter: bool, out: Path) -> None:
+    if adapter:
+        stdout.print(f"llama.cpp: llama-cli -m BASE.gguf --lora {out}")
+        stdout.print(f"Ollama Modelfile: FROM ./BASE.gguf + ADAPTER ./{out.name}")
+    else:
+        stdout.print(f"llama.cpp: llama-cli -m {out}  |  Ollama: FROM ./{out.name}")
+
+
+def _exports_table(listing: dict[str, Any]) -> Table:
+    source = listing["source"]
+    table = Table(
+        title=f"exports of {source['repository']}@{source['version']} ({source['digest'][:19]})",
+        title_justify="left",
+    )
+    for column in ("path", "format", "outtype", "size", "sha256", "from", "created", "job"):
+        table.add_column(column, no_wrap=column in ("path", "sha256", "created", "job"))
+    for item in listing["items"]:
+        lineage = item["lineage"]
+        base = lineage.get("base")
+        origin = f"{lineage.get('kind')} ({lineage.get('architecture')})"
+        if base:
+            origin += f", base {base['repository']}@{base['version']}"
+        table.add_row(
+            escape(item["path"]),
+            item["format"],
+            item["outtype"],
+            f"{item['size']:,}",
+            item["sha256"][:12],
+            escape(origin),
+            f"{item['created_at'][:19].replace('T', ' ')} by {escape(item['created_by'])}",
+            item["job"],
+        )
+    return table
+
+
+def exports_command(
+    reference: Annotated[
+        str, typer.Argument(metavar="NAMESPACE/NAME[@REF]", help="The version (default: latest).")
+    ],
+    registry: RegistryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the files exported from a version (GGUF), each downloadable as a file of it."""
+    repository, ref = parse_reference(reference, allow_ref=True)
+    with registry_client(registry) as client:
+        listing = client.request(
+            "GET", f"{_versions_path(repository, ref or 'latest')}/exports"
+        ).json()
+    if as_json:
+        echo_json(listing)
+        return
+    if not listing["items"]:
+        source = listing["source"]
+        stdout.print(
+            f"{source['repository']}@{source['version']} has no exports; build one with "
+            f"`lorry export gguf {source['repository']}@{source['version']} OUT.gguf`"
+        )
+        return
+    stdout.print(_exports_table(listing))

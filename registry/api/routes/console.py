@@ -1,0 +1,38 @@
+"""Read-only endpoints for the web console (``registry/console``); any client may use them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from registry.api.deps import BlobStoreDep, PrincipalDep, SessionDep, SettingsDep
+from registry.console_schemas import AuditFacets, RenderedCard, WhoAmI
+from registry.services import console
+
+router = APIRouter(tags=["console"])
+
+
+@router.get("/whoami")
+def whoami(session: SessionDep, principal: PrincipalDep, settings: SettingsDep) -> WhoAmI:
+    """The caller (the bearer token's principal, `local` or `anonymous`) and what it may read.
+    Needs no scope: it is how a client learns that it needs a token."""
+    return console.who_am_i(session, principal, settings)
+
+
+@router.get("/repos/{namespace}/{name}/versions/{ref}/card")
+def rendered_card(
+    session: SessionDep,
+    store: BlobStoreDep,
+    settings: SettingsDep,
+    namespace: str,
+    name: str,
+    ref: str,
+) -> RenderedCard:
+    """The version's model card: front matter as data, the Markdown body as HTML that is safe to
+    insert (raw HTML in the card is shown as text)."""
+    return console.rendered_card(session, store, settings, namespace, name, ref)
+
+
+@router.get("/audit/facets")
+def audit_facets(session: SessionDep, principal: PrincipalDep) -> AuditFacets:
+    """The distinct actions and actors of the audit events the caller may read (for filters)."""
+    return console.audit_facets(session, principal)

@@ -1,0 +1,53 @@
+"""What jobs share: version files fetched from the blob store into a scratch directory,
+outputs stored back, and the library versions their lineage records."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+from collections.abc import Iterable
+from pathlib import Path
+
+from registry.storage.base import BlobStore
+
+__all__ = ["library_versions", "materialise", "store_file"]
+
+_CHUNK = 1 << 20
+
+
+def materialise(store: BlobStore, files: list[tuple[str, str]], directory: Path) -> None:
+    """Write ``(path, sha256)`` files from the blob store under ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for path, sha256 in files:
+        target = directory / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as handle:
+            for chunk in store.open_range(sha256):
+                handle.write(chunk)
+
+
+def store_file(store: BlobStore, path: Path) -> tuple[str, int]:
+    """Hash a finished output file and put it in the blob store (once); ``(sha256, size)``.
+
+    The size is taken before ``put_file``, which may move the file away.
+    """
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    sha256 = digest.hexdigest()
+    size = path.stat().st_size
+    if not store.exists(sha256):
+        store.put_file(path, sha256)
+    return sha256, size
+
+
+def library_versions(names: Iterable[str]) -> dict[str, str]:
+    """The installed version of each distribution (``unknown`` where it is missing)."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions

@@ -1,0 +1,120 @@
+"""What the web console reads that the rest of the API does not answer: the caller, a model
+card rendered to safe HTML, and the values the audit filters offer."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from markdown_it import MarkdownIt
+from sqlmodel import Session, col, select
+
+from registry.config import Settings
+from registry.console_schemas import AuditFacets, RenderedCard, WhoAmI
+from registry.errors import InvalidModelCard, TooLarge
+from registry.services.names import repository_id
+from registry.services.principals import SCOPES, Principal, namespace_condition, visible_namespaces
+from registry.services.refs import resolve_ref
+from registry.services.repositories import find_repository
+from registry.services.tokens import tokens_exist
+from registry.storage.base import BlobStore
+from registry.tables import AuditEvent, VersionFile
+from registry.validation import MODEL_CARD
+
+MAX_FACETS = 500
+"""Distinct values per audit filter; a log with more actors than this is searched by typing."""
+
+_DELIMITER = "---"
+
+
+def who_am_i(session: Session, principal: Principal, settings: Settings) -> WhoAmI:
+    """The caller and what it may read; ``mode`` says whether the console should ask for a
+    token (closed) or not (open: no token was ever created)."""
+    return WhoAmI(
+        mode="closed" if tokens_exist(session) else "open",
+        principal=principal.name,
+        token_id=principal.token_id,
+        scopes=[scope for scope in SCOPES if scope in principal.scopes],
+        namespaces=list(principal.namespaces),
+        anonymous_read=settings.anonymous_read,
+    )
+
+
+@cache
+def _markdown() -> MarkdownIt:
+    """CommonMark plus GFM tables and strikethrough; raw HTML is shown as text, never passed
+    through, and markdown-it refuses ``javascript:``/``vbscript:``/``file:``/``data:`` links."""
+    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(
+        ["table", "strikethrough"]
+    )
+
+
+def card_body(text: str) -> str:
+    """The Markdown after the YAML front matter (the block ``parse_model_card`` reads)."""
+    lines = text.removeprefix("\ufeff").split("\n")
+    if not lines or lines[0].removesuffix("\r").rstrip() != _DELIMITER:
+        return text.removeprefix("\ufeff")
+    for index in range(1, len(lines)):
+        if lines[index].removesuffix("\r").rstrip() == _DELIMITER:
+            return "\n".join(lines[index + 1 :])
+    return ""
+
+
+def render_markdown(body: str) -> str:
+    return _markdown().render(body)
+
+
+def rendered_card(
+    session: Session,
+    store: BlobStore,
+    settings: Settings,
+    namespace: str,
+    name: str,
+    ref: str,
+) -> RenderedCard:
+    """The model card of a version: its parsed front matter and its body as safe HTML."""
+    repository = find_repository(session, namespace, name)
+    version = resolve_ref(session, repository, ref)
+    repo_id = repository_id(namespace, name)
+    entry = session.get(VersionFile, (version.id, MODEL_CARD))
+    if entry is None:
+        return RenderedCard(
+            repository=repo_id, version=version.number, path=None, front_matter={}, html=""
+        )
+    if entry.size > settings.max_metadata_file_bytes:
+        raise TooLarge(
+            f"the model card of {repo_id}@{version.number} has {entry.size} bytes, more than "
+            f"LORRY_MAX_METADATA_FILE_BYTES ({settings.max_metadata_file_bytes}); download "
+            f"{MODEL_CARD} instead"
+        )
+    data = store.read_bytes(entry.sha256, 0, entry.size)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidModelCard(
+            f"{MODEL_CARD} of {repo_id}@{version.number} is not UTF-8 text ({exc}); "
+            "download it to read it"
+        ) from None
+    return RenderedCard(
+        repository=repo_id,
+        version=version.number,
+        path=MODEL_CARD,
+        front_matter=version.card,
+        html=render_markdown(card_body(text)),
+    )
+
+
+def audit_facets(session: Session, principal: Principal) -> AuditFacets:
+    """Distinct actions and actors among the audit events ``principal`` may read."""
+    namespaces = visible_namespaces(principal)
+    conditions = []
+    if namespaces is not None:
+        conditions.append(
+            namespace_condition(col(AuditEvent.repository), namespaces, repository=True)
+        )
+
+    def values(column: Any) -> list[str]:
+        query = select(column).where(*conditions).distinct().order_by(column).limit(MAX_FACETS)
+        return [str(value) for value in session.exec(query).all()]
+
+    return AuditFacets(actions=values(col(AuditEvent.action)), actors=values(col(AuditEvent.actor)))
