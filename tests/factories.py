@@ -70,3 +70,88 @@ def build_lora_adapter(
     model.peft_config["default"].base_model_name_or_path = str(base_dir)
     model.save_pretrained(str(out))
     return out
+
+
+SENTENCEPIECE_TEXT = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Lorry stores LoRA adapters and composes them into new adapters.",
+    "SELECT name, total FROM orders WHERE total > 100 ORDER BY total DESC;",
+    "llama.cpp loads GGUF models and LoRA adapters on laptops and phones.",
+    "It's 2026, and we've got 3 registries, 12 aliases and 1234 versions!",
+    "    def merge(self, other):\n        return self.total + other.total\n",
+    "Café déjà vu: naïve façade, Straße, señor, über.",
+]
+SENTENCEPIECE_VOCAB = 420  # 3 specials + 256 <0xNN> bytes + characters + merges
+
+
+def build_sentencepiece_tokenizer(
+    out: Path,
+    *,
+    vocab_size: int = SENTENCEPIECE_VOCAB,
+    tokenizer_json: bool = True,
+    **trainer_options: Any,
+) -> Path:
+    """Train a Llama-2-style SentencePiece BPE (byte fallback, identity normalization, a
+    dummy ``▁`` prefix, digits split) and save it as Llama 2's repositories ship it:
+    ``tokenizer.model`` plus a ``tokenizer.json`` in the legacy Llama form (a
+    ``Prepend(▁)`` + ``Replace(' ', ▁)`` normalizer, special tokens matched on the raw
+    text), which transformers runs as written (``tokenizer_class`` is not LlamaTokenizer,
+    whose transformers 5 version replaces the normalizer with a Metaspace pre-tokenizer).
+    ``trainer_options`` override SentencePiece's; ``tokenizer_json=False`` writes only
+    ``tokenizer.model``.
+    """
+    import io
+    import json
+
+    import sentencepiece
+    from transformers import LlamaTokenizer, PreTrainedTokenizerFast
+
+    model = io.BytesIO()
+    options: dict[str, Any] = {
+        "model_type": "bpe",
+        "vocab_size": vocab_size,
+        "byte_fallback": True,
+        "split_digits": True,
+        "normalization_rule_name": "identity",
+        "add_dummy_prefix": True,
+        "remove_extra_whitespaces": False,
+        "allow_whitespace_only_pieces": True,
+        "character_coverage": 1.0,
+        "unk_id": 0,
+        "bos_id": 1,
+        "eos_id": 2,
+        "pad_id": -1,
+        "num_threads": 1,
+        "minloglevel": 2,
+    }
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(SENTENCEPIECE_TEXT * 20),
+        model_writer=model,
+        **{**options, **trainer_options},
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tokenizer.model").write_bytes(model.getvalue())
+    if not tokenizer_json:
+        return out
+    converted = LlamaTokenizer.from_pretrained(str(out), legacy=True)
+    spec = json.loads(converted.backend_tokenizer.to_str())
+    spec["normalizer"] = {
+        "type": "Sequence",
+        "normalizers": [
+            {"type": "Prepend", "prepend": "\u2581"},
+            {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"},
+        ],
+    }
+    spec["pre_tokenizer"] = None
+    from tokenizers import Tokenizer
+
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(json.dumps(spec)),
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        add_bos_token=True,
+        add_eos_token=False,
+    )
+    fast.save_pretrained(str(out))
+    return out

@@ -1,11 +1,13 @@
-"""Convert a Hugging Face BPE tokenizer to llama.cpp's ``tokenizer.ggml.*`` keys.
+"""Convert a Hugging Face tokenizer to llama.cpp's ``tokenizer.ggml.*`` keys.
 
 Only tokenizers that llama.cpp reproduces exactly are converted: byte-level BPE
 (``tokenizer.ggml.model = gpt2``) whose pre-tokenizer is one llama.cpp implements
 (Llama 3's ``llama-bpe``, Qwen2's ``qwen2``), with the merge rule that pre-tokenizer
-implies. Anything else (SentencePiece models, byte-fallback BPE, other split
-patterns) is refused, rather than written into a file that loads and then
-tokenizes differently from transformers.
+implies; and SentencePiece-style Llama tokenizers (``tokenizer.model``, or a
+byte-fallback BPE ``tokenizer.json``) as ``tokenizer.ggml.model = llama``, in
+``_spm``. Anything else (other split patterns, unigram models, other normalizers) is
+refused, rather than written into a file that loads and then tokenizes differently
+from transformers.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from gguf import GGUFWriter, SpecialVocab, TokenType
 
+from composer.export._spm import add_sentencepiece_tokenizer, is_sentencepiece_style
 from composer.export.errors import UnsupportedTokenizer
 
 __all__ = ["TokenizerSummary", "add_tokenizer"]
@@ -92,20 +95,27 @@ def _looks_special(token: str) -> bool:
 def add_tokenizer(writer: GGUFWriter, model_dir: Path, vocab_size: int) -> TokenizerSummary:
     """Add the tokenizer of ``model_dir`` to ``writer``, padded to ``vocab_size`` tokens."""
     tokenizer_file = model_dir / "tokenizer.json"
-    if not tokenizer_file.is_file():
-        found = (
-            "a SentencePiece tokenizer.model" if (model_dir / "tokenizer.model").exists() else None
-        )
-        why = f"only {found} and no tokenizer.json" if found else "no tokenizer.json"
-        raise _refuse(model_dir, f"the model directory has {why}")
-    try:
-        tokenizer = json.loads(tokenizer_file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise _refuse(model_dir, f"unreadable tokenizer.json ({error})") from None
-    model = tokenizer.get("model") or {}
-    if model.get("type") != "BPE" or model.get("byte_fallback", False):
-        kind = "byte-fallback BPE (SentencePiece style)" if model.get("byte_fallback") else None
-        raise _refuse(model_dir, f"{kind or model.get('type')} tokenizers are not supported")
+    has_sentencepiece = (model_dir / "tokenizer.model").is_file()
+    if not tokenizer_file.is_file() and not has_sentencepiece:
+        raise _refuse(model_dir, "the model directory has no tokenizer.json or tokenizer.model")
+    tokenizer: dict[str, Any] | None = None
+    if tokenizer_file.is_file():
+        try:
+            tokenizer = json.loads(tokenizer_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise _refuse(model_dir, f"unreadable tokenizer.json ({error})") from None
+        if not isinstance(tokenizer, dict):
+            raise _refuse(model_dir, "tokenizer.json is not a JSON object")
+    model = (tokenizer or {}).get("model") or {}
+    if (
+        tokenizer is None
+        or is_sentencepiece_style(tokenizer)
+        or (has_sentencepiece and model.get("type") == "Unigram")
+    ):
+        add_sentencepiece_tokenizer(writer, model_dir, vocab_size, tokenizer)
+        return TokenizerSummary(model="llama", pre="default", tokens=vocab_size, merges=0)
+    if model.get("type") != "BPE":
+        raise _refuse(model_dir, f"{model.get('type')} tokenizers are not supported")
     if (tokenizer.get("decoder") or {}).get("type") != "ByteLevel":
         raise _refuse(model_dir, "only byte-level BPE (ByteLevel decoder) is supported")
     pattern = _split_pattern(tokenizer.get("pre_tokenizer"), model_dir)

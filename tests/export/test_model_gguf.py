@@ -175,9 +175,11 @@ def test_model_without_tokenizer_is_refused_and_nothing_is_written(
     assert not (tmp_path / "out").exists()
 
 
-def test_sentencepiece_style_tokenizer_is_refused(
+def test_byte_level_bpe_with_byte_fallback_is_refused(
     llama_with_tokenizer: Path, tmp_path: Path
 ) -> None:
+    # A byte-level (Llama 3) vocabulary with byte_fallback switched on is neither llama.cpp's
+    # gpt2 tokenizer nor a SentencePiece conversion (tests/export/test_sentencepiece_tokenizer.py).
     model = _variant(llama_with_tokenizer, tmp_path / "spm")
     tokenizer = json.loads((model / "tokenizer.json").read_text())
     tokenizer["model"]["byte_fallback"] = True
