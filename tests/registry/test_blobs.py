@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import anyio
+import pytest
 from fastapi.testclient import TestClient
 
 from registry.app import create_app
 from registry.config import Settings
+from registry.errors import DigestMismatch, StorageUnavailable
+from registry.services import blobs
+from registry.storage import open_blob_store
 from tests.registry.conftest import API, sha256_of
 
 
@@ -98,3 +104,59 @@ def test_upload_goes_through_the_spool_directory_of_the_settings(
     blob = Path(sqlite_settings.home) / "blobs" / "blobs" / "sha256"
     assert any(blob.rglob(sha256_of(data)))
     assert sqlite_settings.tmp_dir.is_dir()
+
+
+async def _chunks(data: bytes, size: int = 1 << 20) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def test_upload_shorter_than_its_content_length_stores_nothing(
+    sqlite_settings: Settings,
+) -> None:
+    # The spool file is preallocated to the declared length: the bytes that never
+    # came must not become part of a blob.
+    data = os.urandom(3 * 1024 * 1024)
+    store = open_blob_store(sqlite_settings)
+    with pytest.raises(DigestMismatch, match="Content-Length"):
+        anyio.run(
+            blobs.receive_blob,
+            store,
+            sqlite_settings,
+            sha256_of(data),
+            _chunks(data),
+            len(data) + 4096,
+        )
+    assert not store.exists(sha256_of(data))
+    assert _spool_is_empty(sqlite_settings)
+
+
+def test_upload_that_does_not_fit_on_disk_is_refused_before_reading_it(
+    sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A mock: filling a real disk needs a mounted small filesystem, which tests cannot make.
+    def no_space(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space, raising=False)
+    data = b"weights" * 1000
+    store = open_blob_store(sqlite_settings)
+    with pytest.raises(StorageUnavailable, match="no space left"):
+        anyio.run(
+            blobs.receive_blob, store, sqlite_settings, sha256_of(data), _chunks(data), len(data)
+        )
+    assert not store.exists(sha256_of(data))
+    assert _spool_is_empty(sqlite_settings)
+
+
+def test_upload_of_an_unaligned_size_round_trips_byte_for_byte(
+    client: TestClient, settings: Settings
+) -> None:
+    # Two full batches go to disk directly (O_DIRECT where the filesystem allows it),
+    # the unaligned tail through the page cache: every byte must land where it belongs.
+    data = os.urandom(2 * 8 * 1024 * 1024 + 3 * 4096 + 7)
+    sha = sha256_of(data)
+    assert client.put(f"{API}/blobs/sha256/{sha}", content=data).status_code == 201
+    store = client.app.state.blob_store  # type: ignore[attr-defined]
+    assert b"".join(store.open_range(sha)) == data
+    assert _spool_is_empty(settings)
