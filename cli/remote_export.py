@@ -8,8 +8,6 @@ registry's record.
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -18,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cli.client import LorryClient, LorryClientError
+from cli.client import LorryClient
 from cli.common import (
     JsonOption,
     RegistryOption,
@@ -30,8 +28,8 @@ from cli.common import (
     stdout,
     transfer_progress,
 )
-from cli.digests import HashingWriter
 from cli.remote_compose import FINISHED, follow_job
+from cli.transfer import download_file
 
 __all__ = ["export_in_registry", "exports_command", "print_hints"]
 
@@ -47,39 +45,19 @@ def _versions_path(repository: str, ref: str) -> str:
 def _download(
     client: LorryClient, job: dict[str, Any], entry: dict[str, Any], out: Path, as_json: bool
 ) -> None:
-    """Stream the export to a temporary file beside ``out``, verify size and sha256 against
-    the registry's record, then rename it into place; nothing is left on failure."""
+    """Download the export, verified against the registry's record (``download_file``)."""
     result = job["result"]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temp = out.parent / f".{out.name}.{secrets.token_hex(4)}.lorry-partial"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    writer = HashingWriter(fd)
-    try:
-        with transfer_progress(as_json) as progress:
-            progress.start("download", entry["size"])
-            with client.stream_file(
-                result["repository"], result["digest"], entry["path"]
-            ) as response:
-                for chunk in response.iter_bytes():
-                    writer.write(chunk)
-                    progress.advance("download", len(chunk))
-        sha256 = writer.close()
-        os.close(fd)
-        fd = -1
-        if writer.size != entry["size"] or sha256 != entry["sha256"]:
-            raise LorryClientError(
-                "digest_mismatch",
-                f"{entry['path']}: downloaded {writer.size} bytes with sha256 {sha256}, "
-                f"expected {entry['size']} bytes with sha256 {entry['sha256']}; nothing was "
-                "written, run the export again (the registry reuses its file)",
-            )
-        os.replace(temp, out)
-    except BaseException:
-        writer.abort()
-        if fd >= 0:
-            os.close(fd)
-        temp.unlink(missing_ok=True)
-        raise
+    with transfer_progress(as_json) as progress:
+        progress.start("download", entry["size"])
+        download_file(
+            client,
+            result["repository"],
+            result["digest"],
+            entry,
+            out,
+            progress,
+            retry="run the export again (the registry reuses its file)",
+        )
 
 
 def _wait(client: LorryClient, job: dict[str, Any], as_json: bool) -> dict[str, Any]:

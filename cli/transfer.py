@@ -319,14 +319,19 @@ def _preallocate(fd: int, size: int, path: Path) -> None:
             ) from exc
 
 
-def _download(
+def download_file(
     client: LorryClient,
     repository: str,
     digest: str,
     entry: dict[str, Any],
     target: Path,
     progress: TransferProgress,
+    *,
+    retry: str = "run the pull again",
 ) -> None:
+    """Stream one file of a version (or a derived file) to a temporary file beside
+    ``target``, check its size and sha256 against ``entry``, then rename it into place;
+    nothing is left on failure. ``retry`` ends the mismatch message."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.parent / f".{target.name}.{secrets.token_hex(4)}.lorry-partial"
     # os.open with 0o666 lets the umask decide the mode, as for any file the user creates.
@@ -348,7 +353,7 @@ def _download(
                 "digest_mismatch",
                 f"{entry['path']}: downloaded {writer.size} bytes with sha256 {sha256}, "
                 f"expected {entry['size']} bytes with sha256 {entry['sha256']}; "
-                "nothing was written, run the pull again",
+                f"nothing was written, {retry}",
             )
         os.replace(temp, target)
     except BaseException:
@@ -387,7 +392,7 @@ def pull_version(
     mark = time.perf_counter()
     progress.start("download", sum(entry["size"] for entry, _ in wanted))
     for entry, target in wanted:
-        _download(client, repository, pinned, entry, target, progress)
+        download_file(client, repository, pinned, entry, target, progress)
     return PullResult(
         version=version,
         directory=directory,
