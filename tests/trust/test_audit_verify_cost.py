@@ -70,33 +70,33 @@ def test_verify_streams_a_log_larger_than_a_batch_and_checks_checkpoints_inside_
             "audit_signing_key": key,
             "audit_checkpoint_origin": ORIGIN,
             "audit_checkpoint_targets": f"file://{tmp_path}/checkpoints",
-            "audit_verify_batch": 100,
+            "audit_verify_batch": 50,
         }
     )
     setup = CheckpointSetup.from_settings(configured, None)
     engine = create_engine_for(configured)
     try:
-        _append(engine, 1234)
+        _append(engine, 289)
         with Session(engine) as session:
             first = write_checkpoint(session, setup, only_if_moved=True)
-        _append(engine, 1266)
+        _append(engine, 311)
         with Session(engine) as session:
             second = write_checkpoint(session, setup, only_if_moved=True)
         assert first is not None and second is not None
-        assert (first.size, second.size) == (1234, 2500)
+        assert (first.size, second.size) == (289, 600)
 
         with _walk_queries(engine) as queries, Session(engine) as session:
             report = verify_audit(session, setup)
-        assert report.ok and report.events == 2500, report.problem
+        assert report.ok and report.events == 600, report.problem
         assert [c.status for c in report.checkpoints] == ["confirmed", "confirmed"]
-        assert len(queries) == math.ceil(2500 / 100) + 1, "one query per batch of 100 events"
+        assert len(queries) == math.ceil(600 / 50) + 1, "one query per batch of 50 events"
 
         with engine.begin() as connection:
-            connection.execute(text("UPDATE audit_events SET actor = 'x' WHERE id = 2077"))
+            connection.execute(text("UPDATE audit_events SET actor = 'x' WHERE id = 517"))
         with Session(engine) as session:
             broken = verify_audit(session, setup)
         assert broken.problem is not None
-        assert (broken.problem.kind, broken.problem.event_id) == ("edited", 2077)
+        assert (broken.problem.kind, broken.problem.event_id) == ("edited", 517)
         assert broken.ok is False and broken.anchored, "the stored hashes still match"
     finally:
         engine.dispose()
