@@ -28,7 +28,10 @@ from registry.trust_schemas import AuditVerification, ChainProblemOut, Checkpoin
 
 def verify_audit(session: Session, setup: CheckpointSetup) -> AuditVerification:
     """Walk the chain; check it against the newest checkpoints of every readable target."""
-    anchors, rejected = read_checkpoints(setup.targets, setup.verifiers, setup.newest)
+    anchors: list[Anchor] = []
+    rejected: list[Rejected] = []
+    if setup.verifiers:
+        anchors, rejected = read_checkpoints(setup.targets, setup.verifiers, setup.newest)
     report = verify_chain(session, batch=setup.batch, anchors=anchors)
     checks = [_confirmed(anchor) for anchor in report.confirmed]
     checks += [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
@@ -14,13 +15,20 @@ from pathlib import Path
 
 import pytest
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from registry.app import create_app
 from registry.config import Settings
 from registry.db import create_engine_for
-from registry.services.signed_note import generate_key, load_verifiers, open_note
+from registry.services.signed_note import (
+    NoteSigner,
+    generate_key,
+    load_verifiers,
+    open_note,
+    parse_vkey,
+)
 from tests.registry.conftest import API, engine_of, push_ok
 from tests.servers import free_port
 from tests.trust.audit_tampering import event_ids, truncate
@@ -150,3 +158,21 @@ def test_checkpoints_are_posted_to_a_webhook_and_a_failed_delivery_is_a_503(
         assert failed.json()["code"] == "storage_unavailable"
         assert "answered 500" in failed.json()["message"]
         assert f"written to {tmp_path}/cp" in failed.json()["message"]
+
+
+def test_notes_are_signed_and_read_as_go_sumdb_note_does() -> None:
+    """The key, key id and signature of the example in golang.org/x/mod/sumdb/note."""
+    vkey = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+    seed = base64.b64decode("AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz")[1:]
+    signer = NoteSigner("PeterNeumann", Ed25519PrivateKey.from_private_bytes(seed))
+    text = (
+        "If you think cryptography is the answer to your problem,\n"
+        "then you don't know what your problem is.\n"
+    )
+    signed = signer.sign(text)
+    assert signer.verifier.vkey == vkey
+    assert signed == text + (
+        "\n— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNX"
+        "gKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+    )
+    assert open_note(signed, [parse_vkey(vkey)])[0] == text
