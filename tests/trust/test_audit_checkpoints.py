@@ -18,6 +18,7 @@ from registry.jobs.checkpointing import CheckpointScheduler
 from registry.services.audit_anchors import Checkpoint, parse_checkpoint
 from registry.services.audit_chain import verify_chain
 from registry.services.audit_checkpoints import CheckpointSetup
+from registry.services.audit_verify import verify_audit
 from registry.services.signed_note import generate_key, load_signer, load_verifiers, open_note
 from registry.storage import open_blob_store
 from tests.registry.conftest import API, engine_of, push_ok, with_extra
@@ -236,3 +237,19 @@ def test_the_scheduler_runs_inside_the_server(
         while not target.newest(1) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert target.newest(1), "no scheduled checkpoint within 20 s"
+
+
+def test_without_public_keys_checkpoints_are_not_checked_and_verify_says_so(
+    directory_setup: Settings, adapter_files: dict[str, bytes]
+) -> None:
+    with TestClient(create_app(directory_setup)) as client:
+        push_ok(client, REPO, adapter_files)
+        _checkpoint(client)
+        setup = CheckpointSetup.from_settings(
+            directory_setup.model_copy(update={"audit_public_keys": None}), None, sign=False
+        )
+        assert setup.verifiers == [] and setup.signer is None
+        with Session(engine_of(client)) as session:
+            report = verify_audit(session, setup)
+    assert report.ok and not report.anchored and report.checkpoints == []
+    assert report.warnings and "no public key" in report.warnings[0]
