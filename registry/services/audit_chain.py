@@ -145,7 +145,8 @@ class ChainProblem:
     """The first spot where the chain breaks."""
 
     kind: str
-    """``edited``, ``removed``, ``reordered`` or ``inserted``."""
+    """``edited``, ``removed``, ``reordered`` or ``inserted``; ``truncated`` or ``rewritten``
+    when the log no longer extends a checkpoint (``verify_extension``)."""
     event_id: int | None
     """The event at the spot (``None``: the end of the log)."""
     message: str
