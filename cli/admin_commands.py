@@ -1,8 +1,9 @@
-"""``lorry audit verify``, ``lorry alias at`` and ``lorry gc``.
+"""``lorry alias at``, ``lorry gc``, and the ``lorry audit`` group.
 
 ``register`` must run after ``registry_commands.register``: it turns the
 ``audit`` command into a group whose bare form still queries the log (same
-options) and adds ``verify``, and it adds ``at`` to the ``alias`` group.
+options) and adds ``verify``, ``checkpoint`` and ``keygen``
+(``cli.audit_commands``), and it adds ``at`` to the ``alias`` group.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from typer.models import CommandInfo
 
-from cli import registry_commands
+from cli import audit_commands, registry_commands
 from cli.alias_commands import alias_app
 from cli.common import (
     JsonOption,
@@ -26,55 +27,6 @@ from cli.common import (
     stdout,
 )
 from cli.token_commands import LocalOption
-
-EXIT_TAMPERED = 2
-
-
-def verify(
-    local: LocalOption = False, json_out: JsonOption = False, registry: RegistryOption = None
-) -> None:
-    """Walk the audit hash chain; name the first event that was edited, removed or reordered.
-
-    Exits 2 when the chain is broken. Keep the printed head hash somewhere else:
-    someone with write access to the database could rewrite the whole chain.
-    """
-    if local:
-        from cli.token_commands import _local_session
-        from registry.services.audit_chain import verify_chain
-        from registry.trust_schemas import AuditVerification
-
-        with _local_session() as session:
-            chain = verify_chain(session)
-        report: dict[str, Any] = AuditVerification.model_validate(
-            {
-                "ok": chain.ok,
-                "events": chain.events,
-                "head_hash": chain.head_hash,
-                "head_event_id": chain.head_event_id,
-                "problem": None
-                if chain.problem is None
-                else {
-                    "kind": chain.problem.kind,
-                    "event_id": chain.problem.event_id,
-                    "message": chain.problem.message,
-                },
-            }
-        ).model_dump(mode="json")
-    else:
-        with registry_client(registry) as client:
-            report = client.request("GET", "/api/v1/audit/verify").json()
-    if json_out:
-        echo_json(report)
-    elif report["ok"]:
-        stdout.print(
-            f"[green]audit chain intact[/]: {report['events']} events, head event "
-            f"{report['head_event_id']} hash {report['head_hash']}"
-        )
-    else:
-        problem = report["problem"]
-        stdout.print(f"[bold red]audit chain broken[/] ({problem['kind']}): {problem['message']}")
-    if not report["ok"]:
-        raise typer.Exit(EXIT_TAMPERED)
 
 
 def alias_at(
@@ -193,7 +145,9 @@ def _audit_group() -> typer.Typer:
     callback.__doc__ = query.__doc__
     group = typer.Typer(invoke_without_command=True, help=query.__doc__)
     group.callback()(callback)
-    group.command("verify")(verify)
+    group.command("verify")(audit_commands.verify)
+    group.command("checkpoint")(audit_commands.checkpoint)
+    group.command("keygen")(audit_commands.keygen)
     return group
 
 

@@ -260,6 +260,8 @@ def worker_command(
     from registry.db import create_engine_for, ensure_migrated
     from registry.errors import LorryError
     from registry.jobs import open_job_queue, queues_for_worker
+    from registry.jobs.checkpointing import CheckpointScheduler
+    from registry.services.audit_checkpoints import CheckpointSetup
     from registry.storage import open_blob_store
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -285,8 +287,14 @@ def worker_command(
         ensure_migrated(engine)
         store = open_blob_store(settings)
         settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        checkpoints = CheckpointScheduler(
+            engine,
+            CheckpointSetup.from_settings(settings, store),
+            settings.audit_checkpoint_interval_s,
+        )
         queue = open_job_queue(engine, store, settings, run_jobs=True, queues=queues)
         queue.start()
+        checkpoints.start()
     except LorryError as exc:
         fail(exc.message, exc.code)
     stop = threading.Event()
@@ -296,6 +304,7 @@ def worker_command(
     try:
         stop.wait()
     finally:
+        checkpoints.stop()
         queue.stop()
         engine.dispose()
 

@@ -19,6 +19,9 @@ from registry.config import Settings
 from registry.console import mount_console
 from registry.db import create_engine_for, ensure_migrated
 from registry.jobs import open_job_queue
+from registry.jobs.checkpointing import CheckpointScheduler
+from registry.services.audit_checkpoints import CheckpointSetup
+from registry.services.audit_verify import VerificationCache
 from registry.storage import open_blob_store
 
 logger = logging.getLogger(__name__)
@@ -39,12 +42,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await anyio.to_thread.run_sync(ensure_migrated, engine)
         await anyio.to_thread.run_sync(check_exposure, settings, engine)
         app.state.blob_store = await anyio.to_thread.run_sync(open_blob_store, settings)
+        checkpoints = CheckpointSetup.from_settings(settings, app.state.blob_store)
+        app.state.audit_checkpoints = checkpoints
         settings.tmp_dir.mkdir(parents=True, exist_ok=True)
         job_queue = open_job_queue(
             engine, app.state.blob_store, settings, run_jobs=settings.embedded_worker
         )
         await anyio.to_thread.run_sync(job_queue.start)
         app.state.job_queue = job_queue
+        checkpoint_scheduler = CheckpointScheduler(
+            engine, checkpoints, settings.audit_checkpoint_interval_s
+        )
+        checkpoint_scheduler.start()
         logger.info(
             "Lorry ready: database %s, blobs %s",
             engine.url.render_as_string(hide_password=True),
@@ -53,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await anyio.to_thread.run_sync(checkpoint_scheduler.stop)
             await anyio.to_thread.run_sync(job_queue.stop)
             engine.dispose()
 
@@ -64,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.audit_verify_cache = VerificationCache(settings.audit_verify_interval_s)
     install_error_handlers(app)
     register_error_type(app, ComposerError, composer_error_status)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_json_body_bytes)

@@ -41,7 +41,9 @@ from registry.services.principals import (
 from registry.services.tokens import TOKEN_PREFIX, active_admin_exists, authenticate, tokens_exist
 
 _API_PREFIX = "/api/v1"
-_ADMIN_PREFIXES = ("/tokens", "/policies", "/gc")
+_ADMIN_PREFIXES = ("/tokens", "/policies", "/gc", "/audit/checkpoints")
+_GLOBAL_READS = frozenset({"/audit/verify"})
+"""Reads of the whole registry's state: ``read`` on every namespace."""
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _READ_ONLY_POSTS = frozenset({"/api/models/{namespace}/{name}/paths-info/{revision}"})
 _ALIAS_ROUTE = "/repos/{namespace}/{name}/aliases/{alias}"
@@ -70,6 +72,8 @@ def required_access(method: str, route_path: str) -> Access:
       every namespace; listing the rules needs only ``read``.
     - alias ``PUT``/``DELETE``: ``write`` or ``promote`` (protected aliases: ``promote``).
     - other changes (push, blob upload, repository settings, compose, export): ``write``.
+    - ``/api/v1/audit/checkpoints``: ``admin`` on every namespace; ``/api/v1/audit/verify``:
+      ``read`` on every namespace (it reports on the whole log).
     - reads: ``read``; ``/api/v1/whoami``: nothing (an empty ``scopes``).
     """
     method = method.upper()
@@ -81,6 +85,8 @@ def required_access(method: str, route_path: str) -> Access:
         return Access((ADMIN,), everywhere=True)
     if method in _READ_METHODS and route_path in _PUBLIC_READS:
         return Access(())
+    if method in _READ_METHODS and route_path in _GLOBAL_READS:
+        return Access((READ,), everywhere=True)
     if method in _READ_METHODS or route_path in _READ_ONLY_POSTS:
         return Access((READ,))
     if route_path == _ALIAS_ROUTE:

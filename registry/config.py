@@ -70,6 +70,28 @@ class Settings(BaseSettings):
     compose_module_delay_s: float = Field(default=0.0, ge=0)
     """Test aid: a pause after each composed module, to make a job slow enough to interrupt."""
 
+    audit_signing_key: Path | None = None
+    """PEM Ed25519 private key that signs audit checkpoints (``lorry audit keygen`` writes
+    one); keep it off the database host's reach. Unset: no checkpoints are written."""
+    audit_public_keys: Path | None = None
+    """File of verifier keys (``name+keyid+base64``, one a line) that ``audit verify`` checks
+    checkpoints with; holds no secret."""
+    audit_checkpoint_origin: str = "lorry.local/audit"
+    """The log's name: the first line of each checkpoint and the name of its key."""
+    audit_checkpoint_targets: str = ""
+    """Comma-separated places for checkpoints: ``file:///DIR``, ``blobstore:``, ``https://URL``
+    (``registry.storage.checkpoints``)."""
+    audit_checkpoint_interval_s: float = Field(default=300.0, ge=0)
+    """``lorry serve`` and ``lorry worker`` write a checkpoint this often when the head moved
+    (0: only on demand)."""
+    audit_verify_checkpoints: int = Field(default=8, ge=1, le=1000)
+    """How many of the newest checkpoints of each readable target ``audit verify`` checks."""
+    audit_verify_interval_s: float = Field(default=60.0, ge=0)
+    """``GET /api/v1/audit/verify`` reuses a result this young instead of walking the log
+    again (callers without ``admin`` cannot ask for a fresh walk)."""
+    audit_verify_batch: int = Field(default=1000, ge=1)
+    """Events per query while walking the audit chain."""
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

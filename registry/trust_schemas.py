@@ -82,10 +82,39 @@ class PolicyList(_Schema):
     items: list[PolicyOut]
 
 
+CheckpointStatus = Literal[
+    "confirmed", "truncated", "rewritten", "malformed", "unknown_key", "bad_signature"
+]
+
+
 class ChainProblemOut(_Schema):
-    kind: Literal["edited", "removed", "reordered", "inserted"]
+    kind: Literal[
+        "edited",
+        "removed",
+        "reordered",
+        "inserted",
+        "truncated",
+        "rewritten",
+        "malformed",
+        "unknown_key",
+        "bad_signature",
+    ]
     event_id: int | None
     message: str
+    checkpoint: str | None = None
+    """The checkpoint that proves it (where it was read), for the checkpoint kinds."""
+
+
+class CheckpointCheckOut(_Schema):
+    """One checkpoint that ``audit verify`` read, and what the log says to it."""
+
+    location: str
+    status: CheckpointStatus
+    event_id: int | None = None
+    size: int | None = None
+    head_hash: str | None = None
+    signed_at: datetime | None = None
+    message: str | None = None
 
 
 class AuditVerification(_Schema):
@@ -94,6 +123,27 @@ class AuditVerification(_Schema):
     head_hash: str
     head_event_id: int | None
     problem: ChainProblemOut | None
+    anchored: bool = False
+    """At least one signed checkpoint outside the database confirmed the log."""
+    checkpoints: list[CheckpointCheckOut] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    verified_at: datetime | None = None
+    cached: bool = False
+    """Served from the result of an earlier walk (``LORRY_AUDIT_VERIFY_INTERVAL_S``)."""
+
+
+class CheckpointOut(_Schema):
+    """A signed checkpoint of the audit chain's head, as written."""
+
+    origin: str
+    size: int
+    event_id: int
+    head_hash: str
+    signed_at: datetime
+    key: str
+    """The verifier key (``name+keyid+base64``) that checks it."""
+    note: str
+    written_to: list[str]
 
 
 class AliasAt(_Schema):

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from registry.api.routes import (
     aliases,
     audit,
+    audit_checkpoints,
     blobs,
     compositions,
     console,
@@ -29,6 +30,7 @@ api_router.include_router(repo_settings.router)
 api_router.include_router(versions.router)
 api_router.include_router(aliases.router)
 api_router.include_router(audit.router)
+api_router.include_router(audit_checkpoints.router)
 api_router.include_router(blobs.router)
 api_router.include_router(trust.router)
 api_router.include_router(compositions.router)

@@ -17,16 +17,18 @@ inserted (events beyond the head, written to the table directly).
 What it proves, and what not: an edit, deletion or reordering of rows by
 someone who does not recompute every later hash and the head is detected.
 Someone with write access to the database can rewrite the whole chain
-consistently; anchor the head hash outside the database (print it with
-``lorry audit verify`` and keep it elsewhere) to detect that too.
+consistently; signed checkpoints of the head kept outside the database
+(``registry.services.audit_checkpoints``) detect that too: ``verify_chain``
+takes them as ``anchors``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +36,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from registry.services.audit_anchors import Anchor, AnchorCheck, AnchorProblem, Checkpoint
 from registry.tables import AuditChainHead, AuditEvent
 
 GENESIS_HASH = "0" * 64
@@ -142,7 +145,8 @@ class ChainProblem:
     """The first spot where the chain breaks."""
 
     kind: str
-    """``edited``, ``removed``, ``reordered`` or ``inserted``."""
+    """``edited``, ``removed``, ``reordered`` or ``inserted``; ``truncated`` or ``rewritten``
+    when the log no longer extends a checkpoint (``verify_extension``)."""
     event_id: int | None
     """The event at the spot (``None``: the end of the log)."""
     message: str
@@ -155,99 +159,164 @@ class ChainReport:
     head_hash: str
     head_event_id: int | None
     problem: ChainProblem | None
+    anchor_problems: tuple[AnchorProblem, ...] = ()
+    """Checkpoints that the database contradicts (``registry.services.audit_anchors``)."""
+    confirmed: tuple[Anchor, ...] = ()
+    """Checkpoints whose event the database still has, with the same hash."""
 
 
-def verify_chain(session: Session, *, batch: int = 1000) -> ChainReport:
-    """Walk every event, oldest first, and report the first broken link (or none).
+@dataclass(frozen=True)
+class _Start:
+    """Where a walk starts: after ``event_id`` (hash ``hash``, the ``count``-th event)."""
 
+    event_id: int = 0
+    hash: str = GENESIS_HASH
+    count: int = 0
+
+
+def verify_chain(
+    session: Session, *, batch: int = 1000, anchors: Iterable[Anchor] = ()
+) -> ChainReport:
+    """Walk every event, oldest first, and report the first broken link (or none), and every
+    checkpoint in ``anchors`` that the log contradicts.
+
+    Streams: holds one batch of events at a time, whatever the size of the log.
     Reads the head and the events in one snapshot (``REPEATABLE READ`` on
     PostgreSQL; an SQLite read transaction is one already), so events that
     concurrent writers append do not look like tampering.
     """
+    with _snapshot(session):
+        return _verify(session, batch, AnchorCheck(anchors), _Start())
+
+
+def verify_extension(session: Session, previous: Checkpoint, *, batch: int = 1000) -> ChainReport:
+    """Check that the log still extends ``previous`` (its event has its hash) and that every
+    event after it links up to the head: what a new checkpoint may vouch for. Walks only the
+    events after ``previous``; ``events`` counts the whole log."""
+    with _snapshot(session):
+        stored = session.exec(
+            select(AuditEvent.hash).where(col(AuditEvent.id) == previous.event_id)
+        ).first()
+        if stored != previous.head_hash:
+            report = _verify(session, batch, AnchorCheck(()), _Start())
+            gone = "is gone" if stored is None else f"now has hash {stored[:16]}..."
+            problem = ChainProblem(
+                "truncated" if stored is None else "rewritten",
+                previous.event_id,
+                f"event {previous.event_id} of the previous checkpoint {gone}: the log no "
+                "longer extends what was signed",
+            )
+            return replace(report, ok=False, problem=problem)
+        start = _Start(previous.event_id, previous.head_hash, previous.size)
+        return _verify(session, batch, AnchorCheck(()), start)
+
+
+@contextmanager
+def _snapshot(session: Session) -> Iterator[None]:
     if session.in_transaction():
         session.rollback()
     if session.get_bind().dialect.name == "postgresql":
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     try:
-        return _verify(session, batch)
+        yield
     finally:
         session.rollback()
 
 
-def _verify(session: Session, batch: int) -> ChainReport:
-    head = session.get(AuditChainHead, HEAD_ROW_ID)
-    known: dict[str, int] = {}
-    previous_hash = GENESIS_HASH
-    previous_id: int | None = None
-    count = 0
-    problem: ChainProblem | None = None
-    last_id = 0
-    rows: list[AuditEvent] = []
-    ordered: list[tuple[int, str | None, str | None, str]] = []
+def _events(session: Session, batch: int, after_id: int) -> Iterator[AuditEvent]:
+    """Events after ``after_id`` in id order, ``batch`` rows per query, none kept."""
+    last_id = after_id
     while True:
-        rows = list(
-            session.exec(
-                select(AuditEvent)
-                .where(col(AuditEvent.id) > last_id)
-                .order_by(col(AuditEvent.id))
-                .limit(batch)
-            ).all()
-        )
+        rows = session.exec(
+            select(AuditEvent)
+            .where(col(AuditEvent.id) > last_id)
+            .order_by(col(AuditEvent.id))
+            .limit(batch)
+        ).all()
         if not rows:
-            break
-        for event in rows:
-            assert event.id is not None
-            recomputed = event_hash(_fields(event), event.prev_hash or "")
-            ordered.append((event.id, event.prev_hash, event.hash, recomputed))
-            if event.hash:
-                known[event.hash] = event.id
+            return
+        yield from rows
         last_id = rows[-1].id or last_id
         session.expunge_all()
-    for event_id, prev_hash, stored_hash, recomputed in ordered:
+
+
+def _verify(session: Session, batch: int, check: AnchorCheck, start: _Start) -> ChainReport:
+    head = session.get(AuditChainHead, HEAD_ROW_ID)
+    head_hash = head.last_hash if head is not None else GENESIS_HASH
+    head_id = head.last_event_id if head is not None else None
+    previous_hash = start.hash
+    previous_id: int | None = start.event_id or None
+    count = start.count
+    problem: ChainProblem | None = None
+    beyond_head: int | None = None
+    last_walked = previous_id
+    for event in _events(session, batch, start.event_id):
+        assert event.id is not None
         count += 1
-        if stored_hash != recomputed:
+        last_walked = event.id
+        check.see(event.id, count, event.hash)
+        if beyond_head is None and head_id is not None and event.id > head_id:
+            beyond_head = event.id
+        if problem is not None:
+            continue
+        if event.hash != event_hash(_fields(event), event.prev_hash or ""):
             problem = ChainProblem(
                 "edited",
-                event_id,
-                f"audit event {event_id} was edited: its content no longer matches its hash",
+                event.id,
+                f"audit event {event.id} was edited: its content no longer matches its hash",
             )
-            break
-        if prev_hash != previous_hash:
-            problem = _link_problem(event_id, previous_id, prev_hash, known)
-            break
-        previous_hash = stored_hash
-        previous_id = event_id
+        elif event.prev_hash != previous_hash:
+            problem = _link_problem(session, event.id, previous_id, event.prev_hash)
+        else:
+            previous_hash = event.hash
+            previous_id = event.id
+    check.finish(last_walked)
     if problem is None:
-        head_hash = head.last_hash if head is not None else GENESIS_HASH
-        head_id = head.last_event_id if head is not None else None
-        if head_id is not None and previous_id is not None and previous_id > head_id:
-            problem = ChainProblem(
-                "inserted",
-                next(event_id for event_id, *_ in ordered if event_id > head_id),
-                f"audit events after event {head_id} were inserted without the chain head "
-                "knowing them: they were written to the database directly",
-            )
-        elif head_hash != previous_hash or head_id != previous_id:
-            after = f"after event {previous_id}" if previous_id is not None else "at the start"
-            problem = ChainProblem(
-                "removed",
-                None,
-                f"audit events were removed {after}: the chain head names event {head_id} "
-                f"(hash {head_hash[:16]}...) but the log ends at event {previous_id}",
-            )
+        problem = _end_problem(head_id, head_hash, previous_id, previous_hash, beyond_head)
     return ChainReport(
-        ok=problem is None,
+        ok=problem is None and not check.problems,
         events=count,
-        head_hash=head.last_hash if head is not None else GENESIS_HASH,
-        head_event_id=head.last_event_id if head is not None else None,
+        head_hash=head_hash,
+        head_event_id=head_id,
         problem=problem,
+        anchor_problems=tuple(check.problems),
+        confirmed=tuple(check.confirmed),
     )
 
 
+def _end_problem(
+    head_id: int | None,
+    head_hash: str,
+    last_id: int | None,
+    last_hash: str,
+    beyond_head: int | None,
+) -> ChainProblem | None:
+    if beyond_head is not None:
+        return ChainProblem(
+            "inserted",
+            beyond_head,
+            f"audit events after event {head_id} were inserted without the chain head "
+            "knowing them: they were written to the database directly",
+        )
+    if head_hash != last_hash or head_id != last_id:
+        after = f"after event {last_id}" if last_id is not None else "at the start"
+        return ChainProblem(
+            "removed",
+            None,
+            f"audit events were removed {after}: the chain head names event {head_id} "
+            f"(hash {head_hash[:16]}...) but the log ends at event {last_id}",
+        )
+    return None
+
+
 def _link_problem(
-    event_id: int, previous_id: int | None, prev_hash: str | None, known: dict[str, int]
+    session: Session, event_id: int, previous_id: int | None, prev_hash: str | None
 ) -> ChainProblem:
-    linked = known.get(prev_hash or "")
+    # Only on a broken link: one lookup of the event it links to, instead of an index of
+    # every hash held in memory during the walk.
+    linked = session.exec(
+        select(AuditEvent.id).where(col(AuditEvent.hash) == (prev_hash or "")).limit(1)
+    ).first()
     if linked is not None and linked > event_id:
         return ChainProblem(
             "reordered",

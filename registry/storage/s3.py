@@ -262,6 +262,39 @@ class S3BlobStore:
                 if _HEX64.match(name):
                     yield name
 
+    def put_object(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` (relative to the store's prefix), beside the blobs:
+        audit checkpoints (``checkpoints/...``), which gc never lists."""
+        with self._translate(f"write {key}"):
+            self._client.put_object(
+                self.bucket, self._object(key), BytesIO(data), len(data), content_type="text/plain"
+            )
+
+    def read_object(self, key: str, limit: int) -> bytes:
+        """The first ``limit`` bytes of the object at ``key`` (relative to the prefix)."""
+        with self._translate(f"read {key}"):
+            response = self._client.get_object(self.bucket, self._object(key), 0, limit)
+            try:
+                return bytes(response.read())
+            finally:
+                response.close()
+                response.release_conn()
+
+    def list_keys(self, prefix: str, *, recursive: bool) -> list[str]:
+        """Keys under ``prefix`` (relative to the store's prefix); without ``recursive``,
+        one level, sub-folders ending in ``/``."""
+        base = self._object("")
+        with self._translate(f"list {prefix}"):
+            return [
+                (obj.object_name or "")[len(base) :]
+                for obj in self._client.list_objects(
+                    self.bucket, prefix=self._object(prefix), recursive=recursive
+                )
+            ]
+
+    def _object(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
     def modified_at(self, sha256: str) -> datetime:
         with self._translate(f"look up blob sha256:{sha256}", sha256):
             stat = self._client.stat_object(self.bucket, self._key(sha256))

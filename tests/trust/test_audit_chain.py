@@ -258,7 +258,9 @@ def test_cli_verifies_the_chain_and_answers_alias_at(
     with engine.begin() as connection:
         connection.execute(text("UPDATE audit_events SET target = 'x' WHERE id = 1"))
     engine.dispose()
-    broken = runner.invoke(lorry_app, ["audit", "verify"])
+    cached = runner.invoke(lorry_app, ["audit", "verify"])
+    assert cached.exit_code == 0 and "result of the walk at" in cached.output, cached.output
+    broken = runner.invoke(lorry_app, ["audit", "verify", "--fresh"])
     assert broken.exit_code == 2, broken.output
     assert "edited" in broken.output and "event 1" in broken.output
     local = runner.invoke(lorry_app, ["audit", "verify", "--local", "--json"])

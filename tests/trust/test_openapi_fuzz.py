@@ -80,6 +80,7 @@ def test_the_openapi_document_lists_the_trust_operations(fuzzed_server: LiveServ
         "/api/v1/tokens",
         "/api/v1/policies",
         "/api/v1/audit/verify",
+        "/api/v1/audit/checkpoints",
         "/api/v1/gc",
         "/api/v1/repos/{namespace}/{name}/aliases/{alias}/at",
     ):

@@ -24,6 +24,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/policies"): ADMIN,
     ("DELETE", "/api/v1/policies/{policy_id}"): ADMIN,
     ("POST", "/api/v1/gc"): ADMIN,
+    ("POST", "/api/v1/audit/checkpoints"): ADMIN,
     ("POST", "/api/v1/compositions"): WRITE,
     ("POST", "/api/v1/repos/{namespace}/{name}/versions/{ref}/exports"): WRITE,
     ("POST", "/api/v1/jobs/{job_id}/cancel"): WRITE,

@@ -1,4 +1,4 @@
-"""Tokens, protected-alias rules, audit verification, alias-at-time and gc.
+"""Tokens, protected-alias rules, alias-at-time and gc.
 
 Who may call what is decided by ``registry.auth.required_access`` (tokens,
 rule changes and gc need ``admin`` on every namespace).
@@ -14,11 +14,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from registry.api.deps import BlobStoreDep, CallerDep, SessionDep, SettingsDep
 from registry.services import alias_time, gc, policies, tokens
-from registry.services.audit_chain import verify_chain
 from registry.trust_schemas import (
     AliasAt,
-    AuditVerification,
-    ChainProblemOut,
     GcReport,
     PolicyCreate,
     PolicyList,
@@ -71,26 +68,6 @@ def list_policies(session: SessionDep) -> PolicyList:
 def delete_policy(session: SessionDep, caller: CallerDep, policy_id: int) -> Response:
     policies.delete_policy(session, caller, policy_id)
     return Response(status_code=204)
-
-
-@router.get("/audit/verify", tags=["audit"])
-def verify_audit(session: SessionDep) -> AuditVerification:
-    """Walk the audit hash chain; `problem` names the first edited, removed or reordered event."""
-    report = verify_chain(session)
-    problem = None
-    if report.problem is not None:
-        problem = ChainProblemOut(
-            kind=report.problem.kind,  # type: ignore[arg-type]
-            event_id=report.problem.event_id,
-            message=report.problem.message,
-        )
-    return AuditVerification(
-        ok=report.ok,
-        events=report.events,
-        head_hash=report.head_hash,
-        head_event_id=report.head_event_id,
-        problem=problem,
-    )
 
 
 @router.get("/repos/{namespace}/{name}/aliases/{alias}/at", tags=["aliases"])
