@@ -20,6 +20,7 @@ from registry.console import mount_console
 from registry.db import create_engine_for, ensure_migrated
 from registry.jobs import open_job_queue
 from registry.storage import open_blob_store
+from registry.storage.scratch import reclaim
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await anyio.to_thread.run_sync(check_exposure, settings, engine)
         app.state.blob_store = await anyio.to_thread.run_sync(open_blob_store, settings)
         settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        await anyio.to_thread.run_sync(reclaim, settings.tmp_dir)
         job_queue = open_job_queue(
             engine, app.state.blob_store, settings, run_jobs=settings.embedded_worker
         )

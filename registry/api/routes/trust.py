@@ -121,6 +121,7 @@ def _gc(
         caller,
         delete_blobs=delete,
         grace_minutes=settings.gc_grace_minutes if grace_minutes is None else grace_minutes,
+        scratch_dir=settings.tmp_dir,
     )
 
 
