@@ -417,3 +417,18 @@ def test_sql_and_python_agree_on_every_pattern(client: TestClient) -> None:
     finally:
         metadata.drop_all(engine)
     assert namespace_matches("acme/*", "acme") and not namespace_matches("acme/*", "ACME")
+
+
+def test_a_token_pattern_that_sql_cannot_mirror_is_refused(sqlite_client: TestClient) -> None:
+    admin = bearer(make_token(sqlite_client, ["admin"], ["*"], "root"))
+    for pattern in ("[a]cme/*", "acme/x/*", "acme%", ""):
+        response = sqlite_client.post(
+            f"{API}/tokens",
+            json={"principal": "p", "scopes": ["read"], "namespaces": [pattern]},
+            headers=admin,
+        )
+        assert response.status_code == 422, (pattern, response.text)
+        assert "namespace pattern" in response.json()["message"]
+    assert not namespace_matches("[a]cme/*", "acme"), (
+        "an old row with such a pattern covers nothing"
+    )
