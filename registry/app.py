@@ -23,6 +23,7 @@ from registry.jobs.checkpointing import CheckpointScheduler
 from registry.services.audit_checkpoints import CheckpointSetup
 from registry.services.audit_verify import VerificationCache
 from registry.storage import open_blob_store
+from registry.storage.scratch import reclaim
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         checkpoints = CheckpointSetup.from_settings(settings, app.state.blob_store)
         app.state.audit_checkpoints = checkpoints
         settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        await anyio.to_thread.run_sync(reclaim, settings.tmp_dir)
         job_queue = open_job_queue(
             engine, app.state.blob_store, settings, run_jobs=settings.embedded_worker
         )

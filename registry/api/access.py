@@ -1,4 +1,5 @@
-"""Namespace checks that a route can only make after reading its body (compositions, jobs).
+"""Namespace checks that a route can only make after reading its body (compositions, jobs),
+and the caller's ``Visibility`` that every read hands to its service.
 
 ``authorize`` (mounted on the router) checks the scope a route needs on the
 namespace in its path; a composition names its namespaces inside the body (the
@@ -15,6 +16,7 @@ from fastapi import Depends, Request
 
 from registry.auth import resolve_principal
 from registry.errors import Forbidden
+from registry.services.visibility import Visibility
 
 AccessCheck = Callable[[str, str], None]
 """``check(scope, namespace)`` raises ``Forbidden`` unless the caller has it."""
@@ -34,3 +36,11 @@ def get_access_check(request: Request) -> AccessCheck:
 
 
 AccessCheckDep = Annotated[AccessCheck, Depends(get_access_check)]
+
+
+def get_visibility(request: Request) -> Visibility:
+    return Visibility.of(resolve_principal(request))
+
+
+VisibilityDep = Annotated[Visibility, Depends(get_visibility)]
+"""The namespaces the caller may read (``registry.services.visibility``)."""

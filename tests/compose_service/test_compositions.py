@@ -231,7 +231,8 @@ def test_a_token_composes_only_into_and_from_namespaces_it_covers(
     assert published["created_by"] == "ci-bot"
     outsider = bearer(make_token(client, ["write"], ["other/*"], principal="outsider"))
     refused = client.post(f"{API}/jobs/{done['id']}/cancel", headers=outsider)
-    assert refused.status_code == 403
+    assert refused.status_code == 404, "another namespace's job is as absent as a missing one"
+    assert refused.json()["code"] == "job_not_found"
 
 
 def test_a_composition_cannot_move_a_protected_alias_its_submitter_may_not(
