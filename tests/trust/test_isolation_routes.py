@@ -111,7 +111,7 @@ ROUTES: dict[str, list[Call]] = {
         ok("/api/v1/audit?repository=ACME/sql-gen"),
     ],
     "GET /api/v1/audit/facets": [ok("/api/v1/audit/facets")],
-    "GET /api/v1/audit/verify": [ok("/api/v1/audit/verify")],
+    "GET /api/v1/audit/verify": [refused("/api/v1/audit/verify", 403)],  # read on * only
     "HEAD /api/v1/blobs/sha256/{sha256}": [ok("/api/v1/blobs/sha256/{own_blob}")],
     "GET /api/v1/tokens": [refused("/api/v1/tokens", 403)],
     "GET /api/v1/policies": [ok("/api/v1/policies")],
