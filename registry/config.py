@@ -45,8 +45,10 @@ class Settings(BaseSettings):
     """Largest JSON / model card file that the service parses."""
     max_front_matter_bytes: int = 64 * 1024
     """Largest YAML front matter of a model card (real cards carry 0.5-10 KB of metadata)."""
-    max_safetensors_header_bytes: int = 100 * MiB
-    """Largest safetensors JSON header that the service parses."""
+    max_safetensors_header_bytes: int = 1 * MiB
+    """Largest safetensors JSON header that the service parses, per file. Real ones: a few KB
+    (a LoRA adapter), ~150 KB (Llama-70B all-linear LoRA), under 100 KB per merged-model shard;
+    raise it for adapters that target every expert of a large MoE (~4 MB)."""
     max_json_body_bytes: int = 4 * MiB
     """Largest JSON (or form) request body; blob uploads are limited by ``max_file_bytes``."""
     max_header_bytes: int = 64 * 1024

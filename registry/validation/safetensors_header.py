@@ -85,11 +85,13 @@ def _reject_constant(name: str) -> None:
 
 
 def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"the key {key!r} appears twice")
-        result[key] = value
+    result = dict(pairs)  # built in C; the loop below runs only to name a duplicate
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise ValueError(f"the key {key!r} appears twice")
+            seen.add(key)
     return result
 
 
@@ -98,6 +100,25 @@ def _is_int(value: object) -> bool:
 
 
 def _parse_tensor(name: str, entry: object, what: str) -> TensorInfo:
+    # The common case in a few type checks (a header may hold 10^5 entries); any doubt
+    # falls through to the checks below, which name what is wrong.
+    if type(entry) is dict and len(entry) == 3:
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        bits = DTYPE_BITS.get(dtype) if type(dtype) is str else None
+        if bits and type(shape) is list and type(offsets) is list and len(offsets) == 2:
+            start, end = offsets
+            if (
+                type(start) is int
+                and type(end) is int
+                and 0 <= start <= end
+                and all(type(d) is int and d >= 0 for d in shape)
+                and math.prod(shape) * bits == (end - start) * 8
+            ):
+                return TensorInfo(dtype=dtype, shape=tuple(shape), start=start, end=end)
+    return _check_tensor(name, entry, what)
+
+
+def _check_tensor(name: str, entry: object, what: str) -> TensorInfo:
     if not isinstance(entry, dict):
         raise InvalidSafetensors(f"{what}: tensor {name!r} is not a JSON object; {_SAVE_HINT}")
     if set(entry) != {"dtype", "shape", "data_offsets"}:
