@@ -129,8 +129,10 @@ def _front_matter(text: str, max_bytes: int) -> str | None:
             "README.md opens its YAML front matter with '---' on line 1 but never closes it; "
             "add a line '---' after the metadata"
         )
-    block = text[begin : max(begin, closing.start() - 1)]
-    size = len(block.encode("utf-8", "surrogatepass")) if len(block) <= max_bytes else len(block)
+    end = max(begin, closing.start() - 1)
+    # More characters than bytes allowed is over the limit: no copy of it is made.
+    block = text[begin:end] if end - begin <= max_bytes else ""
+    size = len(block.encode("utf-8", "surrogatepass")) if block else end - begin
     if size > max_bytes:
         raise TooLarge(
             f"README.md's YAML front matter is {size} bytes or more, over the limit of "
