@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     max_files_per_version: int = 1000
     max_metadata_file_bytes: int = 16 * MiB
     """Largest JSON / model card file that the service parses."""
+    max_config_bytes: int = 1 * MiB
+    """Largest adapter_config.json / config.json (real ones: 1-100 KB, rank_pattern included)."""
     max_front_matter_bytes: int = 64 * 1024
     """Largest YAML front matter of a model card (real cards carry 0.5-10 KB of metadata)."""
     max_safetensors_header_bytes: int = 1 * MiB

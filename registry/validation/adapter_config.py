@@ -123,10 +123,10 @@ def _is_positive_int(value: object) -> bool:
 
 
 def _load_config(entry: ManifestEntry, read: BlobReader, settings: Settings) -> dict[str, Any]:
-    if entry.size > settings.max_metadata_file_bytes:
+    if entry.size > settings.max_config_bytes:
         raise TooLarge(
             f"{ADAPTER_CONFIG} is {entry.size} bytes, over the limit of "
-            f"{settings.max_metadata_file_bytes} (LORRY_MAX_METADATA_FILE_BYTES)",
+            f"{settings.max_config_bytes} (LORRY_MAX_CONFIG_BYTES)",
             path=ADAPTER_CONFIG,
         )
     raw = read_exact(read, entry.sha256, 0, entry.size, what=ADAPTER_CONFIG)

@@ -123,7 +123,19 @@ def _front_matter(text: str, max_bytes: int) -> str | None:
     if opening is None:
         return None
     begin = opening.end()
-    closing = _CLOSING.search(text, begin)  # a C scan: no list of the card's lines
+    # The closing line can only start within max_bytes (+ the newline) of the opening: the
+    # scan stops there, so a card of millions of lines costs what its first 64 KiB cost.
+    window = begin + max_bytes + 1
+    closing = _CLOSING.search(text, begin, window + 8)
+    if closing is not None and _CLOSING.match(text, closing.start()) is None:
+        closing = None  # "---" cut off by the window, e.g. a "----" line
+    if closing is None and len(text) > window:
+        raise TooLarge(
+            f"README.md's YAML front matter is not closed within {max_bytes} bytes, the limit "
+            "(LORRY_MAX_FRONT_MATTER_BYTES); close it with a line '---' after the metadata and "
+            "keep long content (tables, examples) below that line",
+            path=MODEL_CARD,
+        )
     if closing is None:
         raise InvalidModelCard(
             "README.md opens its YAML front matter with '---' on line 1 but never closes it; "

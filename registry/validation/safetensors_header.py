@@ -211,14 +211,14 @@ def read_safetensors_header(
     tensors = {key: _parse_tensor(key, value, name) for key, value in header.items()}
     data_size = size - 8 - header_length
     position = 0
-    for key, info in sorted(tensors.items(), key=lambda item: (item[1].start, item[1].end)):
-        if info.start != position:
-            problem = "overlaps the tensor before it" if info.start < position else "leaves a gap"
+    for start, end, key in sorted((info.start, info.end, key) for key, info in tensors.items()):
+        if start != position:
+            problem = "overlaps the tensor before it" if start < position else "leaves a gap"
             raise InvalidSafetensors(
-                f"{name}: tensor {key!r} starts at offset {info.start} of the data section, "
+                f"{name}: tensor {key!r} starts at offset {start} of the data section, "
                 f"expected {position}: it {problem}; {_SAVE_HINT}"
             )
-        position = info.end
+        position = end
     if position != data_size:
         raise InvalidSafetensors(
             f"{name}: the tensors cover {position} bytes but the data section is "

@@ -548,8 +548,12 @@ def test_validate_adapter_requires_safetensors_weights(
 
 
 def test_validate_adapter_bounds_config_size(lora_adapter_dir: Path, tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path, max_metadata_file_bytes=100)
-    with pytest.raises(TooLarge, match=r"adapter_config.json is \d+ bytes, over the limit of 100"):
+    assert Settings(home=tmp_path).max_config_bytes == 1024 * 1024
+    settings = Settings(home=tmp_path, max_config_bytes=100)
+    with pytest.raises(
+        TooLarge,
+        match=r"adapter_config.json is \d+ bytes, over the limit of 100 \(LORRY_MAX_CONFIG",
+    ):
         _validate(lora_adapter_dir, settings)
 
 

@@ -64,13 +64,14 @@ def test_front_matter_over_the_limit_is_refused_naming_the_setting(
     assert limit == 64 * KiB
     over = "tags:\n" + "".join(f"- t{i}\n" for i in range(limit // 6))
     assert len(over.encode()) > limit
-    _refused(
+    body = _refused(
         client,
         {**adapter_files, CARD: _card(over)},
         413,
         "too_large",
-        f"over the limit of {limit} (LORRY_MAX_FRONT_MATTER_BYTES)",
+        "(LORRY_MAX_FRONT_MATTER_BYTES)",
     )
+    assert str(limit) in body["message"]
 
 
 @pytest.mark.parametrize(
@@ -105,7 +106,13 @@ def test_a_card_of_only_newlines_is_refused_naming_the_problem(
 ) -> None:
     size = _settings_of(client).max_metadata_file_bytes - 16
     card = b"---\n" + b"\n" * size
-    _refused(client, {**adapter_files, CARD: card}, 422, "invalid_model_card", "never closes it")
+    _refused(
+        client,
+        {**adapter_files, CARD: card},
+        413,
+        "too_large",
+        "not closed within 65536 bytes, the limit (LORRY_MAX_FRONT_MATTER_BYTES)",
+    )
 
 
 def test_finding_the_front_matter_allocates_nothing_per_line() -> None:
@@ -160,14 +167,29 @@ def test_a_safetensors_header_over_the_limit_is_refused_after_reading_8_bytes(
     assert sum(read) == 8, "more than the length prefix was read"
 
 
+def test_an_adapter_config_over_the_limit_is_refused_naming_the_setting(
+    client: TestClient, adapter_files: dict[str, bytes]
+) -> None:
+    limit = _settings_of(client).max_config_bytes
+    config = json.loads(adapter_files["adapter_config.json"])
+    config["target_modules"] += ["x" * 1000] * (limit // 1000)
+    _refused(
+        client,
+        {**adapter_files, "adapter_config.json": json.dumps(config).encode()},
+        413,
+        "too_large",
+        f"over the limit of {limit} (LORRY_MAX_CONFIG_BYTES)",
+    )
+
+
 def test_a_huge_target_modules_list_is_checked_by_lookups(
     client: TestClient, adapter_files: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """200,000 target names against every module: set lookups, never a scan of the list."""
+    """60,000 target names (~1 MiB) against every module: set lookups, never a list scan."""
     from registry.validation import adapter_config
 
     config = json.loads(adapter_files["adapter_config.json"])
-    config["target_modules"] = [f"unused_{i}" for i in range(200_000)] + ["q_proj", "v_proj"]
+    config["target_modules"] = [f"unused_{i}" for i in range(60_000)] + ["q_proj", "v_proj"]
     real = adapter_config.is_targeted
 
     def checked(module: str, targets: Any, budget: Any = None) -> bool:
