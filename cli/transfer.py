@@ -7,8 +7,10 @@ What ``push`` sends from a directory:
 - a symbolic link to a file is followed when its target lies inside the directory and
   refused when it points outside (it would publish files the user did not mean to);
   links to directories are refused;
-- pickled weights (``.bin``, ``.pt``, ``.pkl``, ``.pth``) and names with a backslash are
-  refused before anything is hashed or sent, as the registry would refuse them.
+- pickled weights (``.bin``, ``.pt``, ``.pkl``, ``.pth``), names the registry refuses
+  (``composer.paths``: a backslash, ``:``, ``CON``, a trailing dot ...) and names that
+  collide on macOS or Windows (``README.md`` beside ``readme.md``) are refused before
+  anything is hashed or sent, by the registry's own rule.
 
 Blobs are hashed with sha256 in large buffers, checked with ``HEAD`` and only missing
 ones are uploaded, streamed from disk. ``pull`` resolves the reference once, then
@@ -31,6 +33,7 @@ from typing import Any
 
 from cli.client import LorryClient, LorryClientError
 from cli.digests import HashingWriter, sha256_file
+from composer.paths import colliding_paths, path_problem
 
 __all__ = [
     "PICKLE_SUFFIXES",
@@ -129,10 +132,9 @@ def _is_inside(path: Path, root: Path) -> bool:
 
 
 def _check_name(relative: str) -> None:
-    if "\\" in relative:
-        raise LorryClientError(
-            "invalid_path", f"{relative}: file names with a backslash are not allowed; rename it"
-        )
+    problem = path_problem(relative)
+    if problem is not None:
+        raise LorryClientError("invalid_path", problem)
     if relative.lower().endswith(PICKLE_SUFFIXES):
         raise LorryClientError(
             "pickle_not_allowed",
@@ -190,6 +192,14 @@ def scan_directory(root: Path) -> list[LocalFile]:
                     "invalid_path", f"{relative} is not a regular file (a socket, FIFO or device)"
                 )
             files.append(LocalFile(relative, entry, entry.stat().st_size))
+    collision = colliding_paths(item.path for item in files)
+    if collision is not None:
+        raise LorryClientError(
+            "invalid_path",
+            f"{collision[0]!r} and {collision[1]!r} differ only in letter case or Unicode "
+            "normalisation, so they name the same file (or a file and its folder) on macOS and "
+            "Windows; rename one of them",
+        )
     if not files:
         raise LorryClientError(
             "invalid_input",

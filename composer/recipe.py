@@ -17,6 +17,9 @@ from composer.methods import DeltaMethod, get_method, method_names
 from composer.methods.task_arithmetic import SparseTaskArithmetic
 
 __all__ = [
+    "MAX_INPUTS",
+    "MAX_RANK",
+    "MAX_SCALE",
     "Input",
     "Output",
     "Parameters",
@@ -29,16 +32,37 @@ __all__ = [
 Rank = Literal["exact"] | int | float
 DType = Literal["float32", "float16", "bfloat16"]
 
+MAX_SCALE = 100.0
+"""Largest ``|weight|`` and ``|lambda|``. mergekit takes any float, but its examples and the
+task-arithmetic literature stay within [-2, 2]; a delta scaled by more than 100 overflows half
+precision on real adapters and is a typo or an attack, not a merge."""
+MAX_RANK = 65_536
+"""Largest integer output rank: a LoRA rank cannot exceed a layer's smaller dimension, and no
+released model has a layer wider than this. Deployments cap it lower
+(``LORRY_MAX_OUTPUT_RANK``)."""
+MAX_INPUTS = 1_024
+"""Most inputs of one recipe, wherever it runs; the registry caps it lower
+(``LORRY_MAX_RECIPE_INPUTS``)."""
+MAX_SEED = 2**63 - 1
+"""torch's generators take 64-bit seeds; mergekit's DARE seeds them the same way."""
+
 _PER_INPUT = ("density", "epsilon", "gamma")
+# Every float of a recipe is finite: NaN and infinity are refused (JSON's NaN / Infinity,
+# YAML's .nan / .inf), so no composition computes or publishes non-finite tensors.
+_FINITE = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Input(BaseModel):
     """One adapter and its weight; per-input parameters override the global ones."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _FINITE
 
-    adapter: str = Field(min_length=1, description="an adapter directory (a registry ref later)")
-    weight: float = 1.0
+    adapter: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="an adapter directory (a registry ref later)",
+    )
+    weight: float = Field(default=1.0, ge=-MAX_SCALE, le=MAX_SCALE)
     density: float | None = Field(default=None, gt=0, le=1)
     epsilon: float | None = Field(default=None, ge=0, lt=1)
     gamma: float | None = Field(default=None, ge=0, lt=1)
@@ -47,23 +71,23 @@ class Input(BaseModel):
 class Parameters(BaseModel):
     """Global method parameters (``lambda`` is spelled ``lambda`` in YAML/JSON)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     density: float | None = Field(default=None, gt=0, le=1)
-    lambda_: float | None = Field(default=None, alias="lambda")
+    lambda_: float | None = Field(default=None, alias="lambda", ge=-MAX_SCALE, le=MAX_SCALE)
     epsilon: float | None = Field(default=None, ge=0, lt=1)
     gamma: float | None = Field(default=None, ge=0, lt=1)
     normalize: bool | None = None
     rescale: bool | None = None
     int8_mask: bool | None = None
     consensus_method: Literal["sum", "count"] | None = None
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
 
 
 class Output(BaseModel):
     """What to write: a PEFT adapter directory or a fully merged model directory."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _FINITE
 
     type: Literal["adapter", "merged"] = "adapter"
     rank: Rank | None = Field(
@@ -90,8 +114,8 @@ class Output(BaseModel):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError("rank must be 'exact', a positive integer or an energy in (0, 1]")
         if isinstance(value, int):
-            if value < 1:
-                raise ValueError("an integer rank must be at least 1")
+            if not 1 <= value <= MAX_RANK:
+                raise ValueError(f"an integer rank must be between 1 and {MAX_RANK}, got {value}")
             return value
         if not 0 < value <= 1:
             raise ValueError("an energy rank must be in (0, 1], e.g. 0.99; use an int for a rank")
@@ -116,10 +140,10 @@ class Output(BaseModel):
 class Recipe(BaseModel):
     """A composition: a method, its inputs and parameters, and the output to write."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _FINITE
 
     method: str
-    inputs: list[Input] = Field(min_length=1)
+    inputs: list[Input] = Field(min_length=1, max_length=MAX_INPUTS)
     parameters: Parameters = Field(default_factory=Parameters)
     output: Output = Field(default_factory=Output)
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -175,12 +199,18 @@ class Recipe(BaseModel):
                 )
 
 
+_SHOWN_ERRORS = 20
+
+
 def _format_errors(error: ValidationError) -> str:
+    details = error.errors(include_url=False, include_input=False)
     lines = []
-    for detail in error.errors():
+    for detail in details[:_SHOWN_ERRORS]:
         location = ".".join(str(part) for part in detail["loc"]) or "recipe"
         message = detail["msg"].removeprefix("Value error, ")
         lines.append(f"{location}: {message}")
+    if len(details) > _SHOWN_ERRORS:
+        lines.append(f"... and {len(details) - _SHOWN_ERRORS} more errors")
     return "invalid recipe:\n  " + "\n  ".join(lines)
 
 

@@ -43,12 +43,23 @@ class Settings(BaseSettings):
     max_files_per_version: int = 1000
     max_metadata_file_bytes: int = 16 * MiB
     """Largest JSON / model card file that the service parses."""
-    max_safetensors_header_bytes: int = 100 * MiB
-    """Largest safetensors JSON header that the service parses."""
+    max_config_bytes: int = 1 * MiB
+    """Largest adapter_config.json / config.json (real ones: 1-100 KB, rank_pattern included)."""
+    max_front_matter_bytes: int = 64 * 1024
+    """Largest YAML front matter of a model card (real cards carry 0.5-10 KB of metadata)."""
+    max_safetensors_header_bytes: int = 1 * MiB
+    """Largest safetensors JSON header that the service parses, per file. Real ones: a few KB
+    (a LoRA adapter), ~150 KB (Llama-70B all-linear LoRA), under 100 KB per merged-model shard;
+    raise it for adapters that target every expert of a large MoE (~4 MB)."""
     max_json_body_bytes: int = 4 * MiB
     """Largest JSON (or form) request body; blob uploads are limited by ``max_file_bytes``."""
     max_header_bytes: int = 64 * 1024
     """Largest request head (request line + headers) that ``lorry serve`` accepts."""
+
+    max_recipe_inputs: int = Field(default=64, ge=1, le=1024)
+    """Most inputs of one composition (mergekit merges take a handful; larger ones go in stages)."""
+    max_output_rank: int = Field(default=4096, ge=1, le=65_536)
+    """Largest integer ``output.rank`` a composition may ask for (LoRA ranks in use are <= 1024)."""
 
     anonymous_read: bool = True
     """Once tokens exist: whether requests without a token may read (list, show, pull)."""

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from registry.compose_schemas import CompositionRequest, JobInput, JobOut
+from registry.config import Settings
 from registry.db import begin_write
 from registry.errors import Conflict, InvalidInput, InvalidReference
 from registry.jobs.base import JobQueue
@@ -83,11 +84,19 @@ def _resolve(session: Session, text: str, kind: str, role: str) -> tuple[Reposit
 
 
 def resolve_recipe(session: Session, recipe: Recipe) -> tuple[Recipe, list[JobInput]]:
-    """The recipe with every input (and a merged output's base) pinned to a digest."""
+    """The recipe with every input (and a merged output's base) pinned to a digest.
+
+    Each distinct reference is resolved once (two queries), however often the recipe
+    repeats it: the cost follows the distinct references, which ``check_recipe_limits``
+    bounds with the inputs.
+    """
     inputs: list[JobInput] = []
     pinned_inputs = []
+    resolved_refs: dict[str, JobInput] = {}
     for item in recipe.inputs:
-        _repo, resolved = _resolve(session, item.adapter, "adapter", "input")
+        if item.adapter not in resolved_refs:
+            resolved_refs[item.adapter] = _resolve(session, item.adapter, "adapter", "input")[1]
+        resolved = resolved_refs[item.adapter]
         resolved = resolved.model_copy(update={"weight": item.weight})
         inputs.append(resolved)
         hex_digest = resolved.digest.removeprefix("sha256:")
@@ -102,6 +111,34 @@ def resolve_recipe(session: Session, recipe: Recipe) -> tuple[Recipe, list[JobIn
         output = output.model_copy(update={"base": pinned_ref(base.repository, hex_digest)})
     pinned = recipe.model_copy(update={"inputs": pinned_inputs, "output": output})
     return pinned, inputs
+
+
+def check_recipe_limits(document: dict[str, Any], settings: Settings) -> None:
+    """Refuse a recipe over the deployment's caps, before it is validated or resolved.
+
+    The raw input count is checked first, so an oversized recipe costs one ``len``.
+    """
+    from composer import RecipeError
+
+    inputs = document.get("inputs")
+    if isinstance(inputs, list) and len(inputs) > settings.max_recipe_inputs:
+        raise RecipeError(
+            f"invalid recipe: it has {len(inputs)} inputs, over this registry's limit of "
+            f"{settings.max_recipe_inputs} (LORRY_MAX_RECIPE_INPUTS); merge in stages "
+            "(compose a few inputs, then compose the results)"
+        )
+
+
+def check_output_rank(recipe: Recipe, settings: Settings) -> None:
+    from composer import RecipeError
+
+    rank = recipe.output.rank
+    if isinstance(rank, int) and rank > settings.max_output_rank:
+        raise RecipeError(
+            f"invalid recipe: output.rank {rank} is over this registry's limit of "
+            f"{settings.max_output_rank} (LORRY_MAX_OUTPUT_RANK); ask for a smaller rank, "
+            "an energy such as 0.99, or exact"
+        )
 
 
 def recipe_document(recipe: Recipe) -> dict[str, Any]:
@@ -146,16 +183,22 @@ def submit_composition(
     queue: JobQueue,
     request: CompositionRequest,
     check_access: Callable[[str, str], None] | None = None,
+    *,
+    settings: Settings,
 ) -> JobOut:
     """Record a composition job (or find an identical earlier one) and enqueue it.
 
-    Every reference is resolved now: the job composes exactly these versions even
-    if an alias moves before it runs. A job with the same idempotency key that is
-    queued, running or succeeded is returned (``reused``) instead of a new one.
+    The recipe is checked against ``settings``' caps and validated (finite numbers,
+    known method) before anything is read or written. Every reference is resolved
+    now: the job composes exactly these versions even if an alias moves before it
+    runs. A job with the same idempotency key that is queued, running or succeeded is
+    returned (``reused``) instead of a new one.
     """
     from composer import parse_recipe  # torch and mergekit load with the first composition
 
+    check_recipe_limits(request.recipe, settings)
     recipe = parse_recipe(request.recipe)
+    check_output_rank(recipe, settings)
     output_kind = "model" if recipe.output.type == "merged" else "adapter"
     namespace, name = _check_target(session, request.target, output_kind)
     target = repository_id(namespace, name)

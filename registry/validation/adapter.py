@@ -29,7 +29,7 @@ stores low-rank factors only, so that every version can be composed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -39,6 +39,7 @@ from registry.errors import InvalidAdapter
 from registry.validation.adapter_config import (
     ADAPTER_CONFIG,
     SAVE_HINT,
+    PatternBudget,
     is_targeted,
     load_adapter_config,
     module_rank,
@@ -113,7 +114,13 @@ def _split_name(name: str) -> tuple[str, str]:
     )
 
 
-def _check_module(module: str, factors: dict[str, TensorInfo], config: dict[str, Any]) -> None:
+def _check_module(
+    module: str,
+    factors: dict[str, TensorInfo],
+    config: dict[str, Any],
+    targets: str | Collection[str],
+    budget: PatternBudget,
+) -> None:
     for kind in ("lora_A", "lora_B"):
         if kind not in factors:
             raise InvalidAdapter(
@@ -131,14 +138,14 @@ def _check_module(module: str, factors: dict[str, TensorInfo], config: dict[str,
                 f"convolution LoRA",
                 module=module,
             )
-    if not is_targeted(module, config["target_modules"]):
+    if not is_targeted(module, targets, budget):
         raise InvalidAdapter(
             f"{ADAPTER_WEIGHTS}: module {module!r} has LoRA weights but target_modules "
             f"{config['target_modules']!r} does not select it, so PEFT would ignore them; "
             f"add it to target_modules in {ADAPTER_CONFIG} or {SAVE_HINT}",
             module=module,
         )
-    rank, key = module_rank(module, config["r"], config["rank_pattern"])
+    rank, key = module_rank(module, config["r"], config["rank_pattern"], budget)
     source = f"rank_pattern[{key!r}]" if key is not None else "r"
     if a.shape[0] != rank or b.shape[1] != rank:
         raise InvalidAdapter(
@@ -182,7 +189,8 @@ def validate_adapter(
         ADAPTER_WEIGHTS,
         "push the directory written by PEFT's `save_pretrained` (safetensors is its default)",
     )
-    config = load_adapter_config(config_entry, read, settings)
+    budget = PatternBudget()
+    config = load_adapter_config(config_entry, read, settings, budget)
     tensors = read_safetensors_header(
         read,
         weights_entry.sha256,
@@ -203,9 +211,11 @@ def validate_adapter(
                 module=module,
             )
         factors[kind] = info
+    targets = config["target_modules"]
+    targets = targets if isinstance(targets, str) else frozenset(targets)
     modules: dict[str, dict[str, list[int]]] = {}
     for module in sorted(by_module):
-        _check_module(module, by_module[module], config)
+        _check_module(module, by_module[module], config, targets, budget)
         modules[module] = {kind: list(info.shape) for kind, info in by_module[module].items()}
     return AdapterMetadata(
         **config,

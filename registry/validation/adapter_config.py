@@ -11,7 +11,11 @@ The patterns come from the uploader, so they are matched with the ``regex``
 module (the engine transformers uses; same syntax as ``re`` for these patterns)
 under a time limit: a pattern with catastrophic backtracking is refused
 instead of holding a worker. They must also compile under ``re``, as PEFT
-compiles them.
+compiles them. All the pattern work of one adapter (compiling every key,
+matching every module) shares one ``PatternBudget``: many patterns times many
+modules cannot add up to more than ``PATTERN_BUDGET_S`` of CPU either. A list
+``target_modules`` is matched by set lookups of the module name's dotted
+suffixes, not by a scan of the list.
 
 ``target_modules`` is returned sorted when it is a list (PEFT keeps it as a set,
 so the order in adapter_config.json carries no meaning).
@@ -22,7 +26,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import regex
@@ -35,7 +40,9 @@ from registry.validation.safetensors_header import read_exact
 __all__ = [
     "ADAPTER_CONFIG",
     "ALL_LINEAR",
+    "PATTERN_BUDGET_S",
     "PATTERN_TIMEOUT_S",
+    "PatternBudget",
     "SAVE_HINT",
     "SUPPORTED_PEFT_TYPES",
     "is_targeted",
@@ -48,14 +55,40 @@ SUPPORTED_PEFT_TYPES = ("LORA",)
 ALL_LINEAR = "all-linear"
 PATTERN_TIMEOUT_S = 0.5
 """Time limit of one pattern match against one module name."""
+PATTERN_BUDGET_S = 2.0
+"""Time all the pattern work of one adapter may take; real adapters need milliseconds."""
 SAVE_HINT = "save the adapter with PEFT's `model.save_pretrained(dir)`"
 
 
-def _matches(pattern: str, name: str, field: str, *, full: bool) -> bool:
+class PatternBudget:
+    """The time left for one adapter's pattern work; ``InvalidAdapter`` once it is spent."""
+
+    def __init__(self, seconds: float = PATTERN_BUDGET_S) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+
+    def remaining(self, field: str) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise InvalidAdapter(
+                f"{ADAPTER_CONFIG}: checking its {field} patterns against the adapter's modules "
+                f"takes more than {self.seconds:g} s; use fewer or simpler patterns (PEFT matches "
+                "every pattern against every module name, so it would be slow to load too)",
+                field=field,
+            )
+        return left
+
+
+def _matches(
+    pattern: str, name: str, field: str, *, full: bool, budget: PatternBudget | None = None
+) -> bool:
     """``re.fullmatch`` (or ``re.match``) under a time limit (``InvalidAdapter`` past it)."""
     match = regex.fullmatch if full else regex.match
+    timeout = (
+        PATTERN_TIMEOUT_S if budget is None else min(PATTERN_TIMEOUT_S, budget.remaining(field))
+    )
     try:
-        return match(pattern, name, timeout=PATTERN_TIMEOUT_S) is not None
+        return match(pattern, name, timeout=timeout) is not None
     except TimeoutError:
         raise InvalidAdapter(
             f"{ADAPTER_CONFIG}: the {field} pattern {pattern[:200]!r} takes too long to match "
@@ -71,10 +104,12 @@ def _matches(pattern: str, name: str, field: str, *, full: bool) -> bool:
         ) from None
 
 
-def module_rank(module: str, r: int, rank_pattern: Mapping[str, int]) -> tuple[int, str | None]:
+def module_rank(
+    module: str, r: int, rank_pattern: Mapping[str, int], budget: PatternBudget | None = None
+) -> tuple[int, str | None]:
     """The rank PEFT gives ``module`` and the ``rank_pattern`` key it came from (or None)."""
     for key in rank_pattern:
-        if _matches(rf"(.*\.)?({key})$", module, "rank_pattern", full=False):
+        if _matches(rf"(.*\.)?({key})$", module, "rank_pattern", full=False, budget=budget):
             return rank_pattern[key], key
     return r, None
 
@@ -88,10 +123,10 @@ def _is_positive_int(value: object) -> bool:
 
 
 def _load_config(entry: ManifestEntry, read: BlobReader, settings: Settings) -> dict[str, Any]:
-    if entry.size > settings.max_metadata_file_bytes:
+    if entry.size > settings.max_config_bytes:
         raise TooLarge(
             f"{ADAPTER_CONFIG} is {entry.size} bytes, over the limit of "
-            f"{settings.max_metadata_file_bytes} (LORRY_MAX_METADATA_FILE_BYTES)",
+            f"{settings.max_config_bytes} (LORRY_MAX_CONFIG_BYTES)",
             path=ADAPTER_CONFIG,
         )
     raw = read_exact(read, entry.sha256, 0, entry.size, what=ADAPTER_CONFIG)
@@ -115,12 +150,15 @@ def _bad_field(field: str, value: object, expected: str) -> InvalidAdapter:
     )
 
 
-def _check_pattern(field: str, pattern: object, valid: Any, expected: str) -> dict[str, Any]:
+def _check_pattern(
+    field: str, pattern: object, valid: Any, expected: str, budget: PatternBudget
+) -> dict[str, Any]:
     if pattern is None:
         return {}
     if not isinstance(pattern, dict):
         raise _bad_field(field, pattern, "an object mapping module-name patterns to values")
     for key, value in pattern.items():
+        budget.remaining(field)
         if not valid(value):
             raise _bad_field(f"{field}[{key!r}]", value, expected)
         try:
@@ -134,7 +172,7 @@ def _check_pattern(field: str, pattern: object, valid: Any, expected: str) -> di
     return dict(pattern)
 
 
-def _check_config(config: dict[str, Any]) -> dict[str, Any]:
+def _check_config(config: dict[str, Any], budget: PatternBudget) -> dict[str, Any]:
     peft_type = config.get("peft_type")
     if peft_type is None:
         raise InvalidAdapter(
@@ -188,10 +226,14 @@ def _check_config(config: dict[str, Any]) -> dict[str, Any]:
         "target_modules": sorted(targets) if isinstance(targets, list) else targets,
         "base_model_name_or_path": base,
         "rank_pattern": _check_pattern(
-            "rank_pattern", config.get("rank_pattern"), _is_positive_int, "a positive integer"
+            "rank_pattern",
+            config.get("rank_pattern"),
+            _is_positive_int,
+            "a positive integer",
+            budget,
         ),
         "alpha_pattern": _check_pattern(
-            "alpha_pattern", config.get("alpha_pattern"), _is_number, "a number"
+            "alpha_pattern", config.get("alpha_pattern"), _is_number, "a number", budget
         ),
         "task_type": config.get("task_type"),
         "use_dora": config.get("use_dora"),
@@ -199,15 +241,34 @@ def _check_config(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def is_targeted(module: str, targets: str | list[str]) -> bool:
-    """Whether ``target_modules`` selects ``module`` (PEFT's rule)."""
+def is_targeted(
+    module: str, targets: str | Collection[str], budget: PatternBudget | None = None
+) -> bool:
+    """Whether ``target_modules`` selects ``module`` (PEFT's rule).
+
+    A list entry selects the module it names or whose name ends in ``.<entry>``: the
+    module's dotted suffixes are looked up in a set (pass a set to do it in O(depth)).
+    """
     if isinstance(targets, str):
-        return targets == ALL_LINEAR or _matches(targets, module, "target_modules", full=True)
-    return module in targets or any(module.endswith(f".{target}") for target in targets)
+        return targets == ALL_LINEAR or _matches(
+            targets, module, "target_modules", full=True, budget=budget
+        )
+    names = targets if isinstance(targets, set | frozenset) else set(targets)
+    if module in names:
+        return True
+    dot = module.find(".")
+    while dot != -1:
+        if module[dot + 1 :] in names:
+            return True
+        dot = module.find(".", dot + 1)
+    return False
 
 
 def load_adapter_config(
-    entry: ManifestEntry, read: BlobReader, settings: Settings
+    entry: ManifestEntry,
+    read: BlobReader,
+    settings: Settings,
+    budget: PatternBudget | None = None,
 ) -> dict[str, Any]:
     """Read and check adapter_config.json; the fields that ``AdapterMetadata`` records."""
-    return _check_config(_load_config(entry, read, settings))
+    return _check_config(_load_config(entry, read, settings), budget or PatternBudget())

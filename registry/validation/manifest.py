@@ -1,10 +1,15 @@
 """The manifest of a version: file paths, digests, sizes, pickles and size limits.
 
 Paths are relative POSIX paths that are safe to create under any directory on
-Linux, macOS and Windows: no ``..``, ``.`` or empty segment, no leading ``/``,
-no backslash, no drive letter, no control character, at most 255 UTF-8 bytes
-per segment and 1024 in all. A path that is a file cannot also be a directory
-of another path.
+Linux, macOS and Windows, by the rule of ``composer.paths`` (shared with the
+CLI, which checks a directory before uploading it): no ``..``, ``.`` or empty
+segment, no leading ``/``, no backslash, no drive letter, no control
+character, none of ``< > : " | ? *``, no name ending in a dot or a space, no
+Windows device name (``CON``, ``NUL``, ``COM1`` ..., with any extension), at
+most 255 UTF-8 bytes per segment and 1024 in all. No two paths of a version
+may name one file on a case- and normalisation-insensitive file system
+(``README.md`` and ``readme.md``, NFC and NFD spellings), and a path that is a
+file cannot also be a directory of another path.
 
 Pickled weights are refused by extension: ``.bin .pt .pth .pkl .pickle .ckpt
 .joblib .dill`` (case-insensitive). ``.npy`` / ``.npz`` are accepted: numpy
@@ -17,6 +22,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from composer.paths import colliding_paths, path_problem
 from registry.config import Settings
 from registry.errors import InvalidInput, InvalidPath, PickleNotAllowed, TooLarge
 
@@ -33,12 +39,7 @@ BlobReader = Callable[[str, int, int], bytes]
 
 PICKLE_EXTENSIONS = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".dill")
 
-MAX_SEGMENT_BYTES = 255
-MAX_PATH_BYTES = 1024
-
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_DRIVE = re.compile(r"[A-Za-z]:")
-_FIX_PATH = "use a relative path inside the adapter directory, with '/' between folders"
 
 
 @dataclass(frozen=True)
@@ -52,50 +53,10 @@ class ManifestEntry:
 
 def check_path(path: object) -> str:
     """Return ``path`` if it is a safe relative POSIX path, else raise ``InvalidPath``."""
-    if not isinstance(path, str) or not path:
-        raise InvalidPath(f"file path {path!r} must be a non-empty string; {_FIX_PATH}", path=path)
-    shown = repr(path)
-    for char in path:
-        if ord(char) < 32 or 127 <= ord(char) < 160:
-            raise InvalidPath(
-                f"file path {shown} contains the control character {char!r}; rename the file",
-                path=path,
-            )
-    if "\\" in path:
-        raise InvalidPath(
-            f"file path {shown} contains a backslash; {_FIX_PATH} (POSIX style, not Windows)",
-            path=path,
-        )
-    if path.startswith("/"):
-        raise InvalidPath(f"file path {shown} is absolute; {_FIX_PATH}", path=path)
-    if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
-        raise InvalidPath(
-            f"file path {shown} is longer than {MAX_PATH_BYTES} bytes; use a shorter path",
-            path=path,
-        )
-    segments = path.split("/")
-    if _DRIVE.match(segments[0]):
-        raise InvalidPath(f"file path {shown} starts with a drive letter; {_FIX_PATH}", path=path)
-    for segment in segments:
-        if segment == "..":
-            raise InvalidPath(
-                f"file path {shown} has a '..' segment, which would leave the version's "
-                f"directory; {_FIX_PATH}",
-                path=path,
-            )
-        if segment in ("", "."):
-            raise InvalidPath(
-                f"file path {shown} has an empty or '.' segment (a doubled, leading or "
-                f"trailing '/' or a './'); write it as a plain relative path such as "
-                f"'adapter_config.json' or 'tokenizer/vocab.json'",
-                path=path,
-            )
-        if len(segment.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
-            raise InvalidPath(
-                f"file path {shown} has a name longer than {MAX_SEGMENT_BYTES} bytes; "
-                f"rename the file",
-                path=path,
-            )
+    problem = path_problem(path)
+    if problem is not None:
+        raise InvalidPath(problem, path=path)
+    assert isinstance(path, str)
     return path
 
 
@@ -150,6 +111,15 @@ def _check_duplicates(entries: Sequence[ManifestEntry]) -> None:
                     f"rename one of them",
                     path=entry.path,
                 )
+    collision = colliding_paths(entry.path for entry in entries)
+    if collision is not None:
+        first, second = collision
+        raise InvalidPath(
+            f"file paths {first!r} and {second!r} differ only in letter case or Unicode "
+            "normalisation, so they name the same file (or a file and its folder) on macOS "
+            "and Windows; rename one of them",
+            path=second,
+        )
 
 
 def _check_limits(entries: Sequence[ManifestEntry], settings: Settings) -> None:

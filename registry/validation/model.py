@@ -28,11 +28,17 @@ _SAVE_HINT = (
 _WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf")
 
 
-def _load_json(entry: ManifestEntry, read: BlobReader, settings: Settings) -> dict[str, Any]:
-    if entry.size > settings.max_metadata_file_bytes:
+def _load_json(
+    entry: ManifestEntry, read: BlobReader, settings: Settings, *, config: bool = False
+) -> dict[str, Any]:
+    limit, setting = (
+        (settings.max_config_bytes, "LORRY_MAX_CONFIG_BYTES")
+        if config
+        else (settings.max_metadata_file_bytes, "LORRY_MAX_METADATA_FILE_BYTES")
+    )
+    if entry.size > limit:
         raise TooLarge(
-            f"{entry.path} is {entry.size} bytes, over the limit of "
-            f"{settings.max_metadata_file_bytes} (LORRY_MAX_METADATA_FILE_BYTES)",
+            f"{entry.path} is {entry.size} bytes, over the limit of {limit} ({setting})",
             path=entry.path,
         )
     raw = read_exact(read, entry.sha256, 0, entry.size, what=entry.path)
@@ -81,7 +87,7 @@ def validate_model(
     config_entry = by_path.get(MODEL_CONFIG)
     if config_entry is None:
         raise InvalidModel(f"a model needs {MODEL_CONFIG} at the top level; {_SAVE_HINT}")
-    config = _load_json(config_entry, read, settings)
+    config = _load_json(config_entry, read, settings, config=True)
     other_weights = sorted(e.path for e in entries if e.path.lower().endswith(_WEIGHT_SUFFIXES))
     if other_weights:
         raise InvalidModel(

@@ -1,8 +1,12 @@
 """Model cards in the Hugging Face convention: YAML front matter, then Markdown.
 
 ``parse_model_card`` returns the front matter as JSON-ready data (dates become
-ISO strings, keys strings, sets sorted lists); YAML aliases are refused, so a
-small card cannot expand into a huge document. ``generate_model_card`` writes
+ISO strings, keys strings, sets sorted lists). Its cost is bounded: the front
+matter is at most ``max_front_matter_bytes`` (found without splitting the whole
+card into lines), and its parser events are checked before anything is
+constructed: YAML anchors, aliases and merge keys are refused (a small card
+cannot expand into a huge document) and so is nesting deeper than ``MAX_DEPTH``.
+libyaml's C parser is used where PyYAML has it. ``generate_model_card`` writes
 the card of an adapter pushed without one; the same metadata gives the same
 bytes.
 """
@@ -13,7 +17,7 @@ import datetime
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -50,17 +54,43 @@ _AUTO_CLASSES = {
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
 
 
-class _AliasFreeLoader(yaml.SafeLoader):
-    """``SafeLoader`` that refuses aliases (``*name``): no billion-laughs expansion."""
+_Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's loader where PyYAML was built with it (5-10x faster), else the pure-Python one."""
+MAX_DEPTH = 32
+"""Deepest nesting of mappings and sequences in front matter (real cards nest 4-6 levels)."""
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_COLLECTION_START = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_COLLECTION_END = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.MarkedYAMLError(
-                problem="YAML aliases (*name) are not allowed in a model card",
-                problem_mark=event.start_mark,
+
+def _refuse(event: yaml.Event, problem: str) -> NoReturn:
+    raise yaml.MarkedYAMLError(problem=problem, problem_mark=event.start_mark)
+
+
+def _check_events(block: str) -> None:
+    """Refuse anchors, aliases, merge keys and deep nesting, from the parser's events alone.
+
+    Runs before anything is constructed, so the cost is one pass of the (C) parser over
+    at most ``max_front_matter_bytes``: no alias can expand a small card into a huge
+    document, and no nesting can exhaust the constructor's stack. A plain ``<<`` is the
+    merge key wherever it stands (PyYAML resolves it so even as a value).
+    """
+    depth = 0
+    for event in yaml.parse(block, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            _refuse(event, "YAML anchors (&name) and aliases (*name) are not allowed in a card")
+        if isinstance(event, yaml.ScalarEvent) and (
+            (event.value == "<<" and event.implicit[0]) or event.tag == _MERGE_TAG
+        ):
+            _refuse(
+                event, "YAML merge keys (<<) are not allowed in a model card; quote a literal '<<'"
             )
-        return super().compose_node(parent, index)
+        if isinstance(event, _COLLECTION_START):
+            depth += 1
+            if depth > MAX_DEPTH:
+                _refuse(event, f"the front matter nests deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, _COLLECTION_END):
+            depth -= 1
 
 
 def _jsonable(value: Any) -> Any:
@@ -81,25 +111,64 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def parse_model_card(text: str) -> dict[str, Any]:
-    """The YAML front matter of a model card as a dict; ``{}`` when it has none.
+_CLOSING = re.compile(r"^---[^\S\n]*$", re.MULTILINE)
+_OPENING = re.compile(r"---[^\S\n]*(?:\n|$)")
+DEFAULT_FRONT_MATTER_BYTES = 64 * 1024
 
-    The front matter starts at a first line ``---`` and ends at the next ``---`` line.
-    Raises ``InvalidModelCard`` (with the README.md line) for malformed YAML, an unclosed
-    block or front matter that is not a mapping.
-    """
-    lines = [line.removesuffix("\r") for line in text.removeprefix("\ufeff").split("\n")]
-    if not lines or lines[0].rstrip() != _DELIMITER:
-        return {}
-    end = next((i for i in range(1, len(lines)) if lines[i].rstrip() == _DELIMITER), None)
-    if end is None:
+
+def _front_matter(text: str, max_bytes: int) -> str | None:
+    """The text between the opening and closing ``---`` lines; None without front matter."""
+    start = 1 if text.startswith("\ufeff") else 0
+    opening = _OPENING.match(text, start)
+    if opening is None:
+        return None
+    begin = opening.end()
+    # The closing line can only start within max_bytes (+ the newline) of the opening: the
+    # scan stops there, so a card of millions of lines costs what its first 64 KiB cost.
+    window = begin + max_bytes + 1
+    closing = _CLOSING.search(text, begin, window + 8)
+    if closing is not None and _CLOSING.match(text, closing.start()) is None:
+        closing = None  # "---" cut off by the window, e.g. a "----" line
+    if closing is None and len(text) > window:
+        raise TooLarge(
+            f"README.md's YAML front matter is not closed within {max_bytes} bytes, the limit "
+            "(LORRY_MAX_FRONT_MATTER_BYTES); close it with a line '---' after the metadata and "
+            "keep long content (tables, examples) below that line",
+            path=MODEL_CARD,
+        )
+    if closing is None:
         raise InvalidModelCard(
             "README.md opens its YAML front matter with '---' on line 1 but never closes it; "
             "add a line '---' after the metadata"
         )
-    block = "\n".join(lines[1:end])
+    end = max(begin, closing.start() - 1)
+    # More characters than bytes allowed is over the limit: no copy of it is made.
+    block = text[begin:end] if end - begin <= max_bytes else ""
+    size = len(block.encode("utf-8", "surrogatepass")) if block else end - begin
+    if size > max_bytes:
+        raise TooLarge(
+            f"README.md's YAML front matter is {size} bytes or more, over the limit of "
+            f"{max_bytes} (LORRY_MAX_FRONT_MATTER_BYTES); keep the metadata short and move "
+            "long content (tables, examples) below the closing '---'",
+            path=MODEL_CARD,
+        )
+    return block
+
+
+def parse_model_card(text: str, *, max_bytes: int = DEFAULT_FRONT_MATTER_BYTES) -> dict[str, Any]:
+    """The YAML front matter of a model card as a dict; ``{}`` when it has none.
+
+    The front matter starts at a first line ``---`` and ends at the next ``---`` line.
+    Raises ``InvalidModelCard`` (with the README.md line) for malformed YAML, an unclosed
+    block, anchors, aliases, merge keys, nesting deeper than ``MAX_DEPTH`` or front
+    matter that is not a mapping, and ``TooLarge`` for front matter over ``max_bytes``.
+    """
+    block = _front_matter(text, max_bytes)
+    if block is None:
+        return {}
     try:
-        data = yaml.load(block, Loader=_AliasFreeLoader)
+        _check_events(block)
+        data = yaml.load(block, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 2}, column {mark.column + 1}" if mark is not None else ""
@@ -123,7 +192,8 @@ def parse_model_card(text: str) -> dict[str, Any]:
 
 
 def load_model_card(entry: ManifestEntry, read: BlobReader, settings: Settings) -> dict[str, Any]:
-    """Read a model card blob (bounded by ``max_metadata_file_bytes``) and parse it."""
+    """Read a model card blob (bounded by ``max_metadata_file_bytes``) and parse its front
+    matter (bounded by ``max_front_matter_bytes``)."""
     if entry.size > settings.max_metadata_file_bytes:
         raise TooLarge(
             f"{entry.path} is {entry.size} bytes, over the limit of "
@@ -137,7 +207,7 @@ def load_model_card(entry: ManifestEntry, read: BlobReader, settings: Settings) 
         raise InvalidModelCard(
             f"{entry.path} is not UTF-8 text ({exc}); save the model card as UTF-8"
         ) from None
-    return parse_model_card(text)
+    return parse_model_card(text, max_bytes=settings.max_front_matter_bytes)
 
 
 def _hub_base_model(base: object) -> str | None:

@@ -50,18 +50,8 @@ def scannable(dtype: str) -> bool:
     return dtype in _EXPONENT_MASKS or dtype == "F8_E4M3"
 
 
-def _tensor_nonfinite(
-    read_range: RangeReader, sha256: str, dtype: str, start: int, end: int
-) -> bool:
-    width = np.dtype(_EXPONENT_MASKS[dtype][0]).itemsize if dtype in _EXPONENT_MASKS else 1
-    carry = b""
-    for chunk in read_range(sha256, start, end):
-        data = carry + chunk
-        usable = len(data) - len(data) % width
-        if usable and _chunk_nonfinite(dtype, data[:usable]):
-            return True
-        carry = data[usable:]
-    return False
+def _width(dtype: str) -> int:
+    return np.dtype(_EXPONENT_MASKS[dtype][0]).itemsize if dtype in _EXPONENT_MASKS else 1
 
 
 def find_nonfinite_tensors(
@@ -70,18 +60,39 @@ def find_nonfinite_tensors(
     sha256: str,
     tensors: Mapping[str, TensorInfo],
 ) -> list[str]:
-    """Names of the floating-point tensors that hold a NaN or an infinity, sorted."""
+    """Names of the floating-point tensors that hold a NaN or an infinity, sorted.
+
+    The data section is read once, front to back, in the store's chunks (the tensors tile
+    it, as ``read_safetensors_header`` checked): one ranged read however many tensors
+    there are, not one per tensor.
+    """
     header_length = int.from_bytes(read_exact(read, sha256, 0, 8, what="safetensors"), "little")
     data_start = 8 + header_length
-    found = [
-        name
-        for name, info in sorted(tensors.items(), key=lambda item: item[1].start)
-        if scannable(info.dtype)
-        and info.end > info.start
-        and _tensor_nonfinite(
-            read_range, sha256, info.dtype, data_start + info.start, data_start + info.end
-        )
-    ]
+    ordered = sorted(
+        (info.start, info.end, name) for name, info in tensors.items() if info.end > info.start
+    )
+    if not ordered:
+        return []
+    found: list[str] = []
+    index, offset, carry = 0, ordered[0][0], b""
+    for chunk in read_range(sha256, data_start + ordered[0][0], data_start + ordered[-1][1]):
+        view, at = memoryview(chunk), 0
+        while at < len(view) and index < len(ordered):
+            start, end, name = ordered[index]
+            take = min(len(view) - at, end - offset)
+            dtype = tensors[name].dtype
+            if scannable(dtype) and (not found or found[-1] != name):
+                data = carry + bytes(view[at : at + take])
+                usable = len(data) - len(data) % _width(dtype)
+                if usable and _chunk_nonfinite(dtype, data[:usable]):
+                    found.append(name)
+                carry = data[usable:]
+            at += take
+            offset += take
+            if offset == end:
+                index, carry = index + 1, b""
+                if index < len(ordered):
+                    offset = ordered[index][0]
     return sorted(found)
 
 

@@ -85,11 +85,13 @@ def _reject_constant(name: str) -> None:
 
 
 def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"the key {key!r} appears twice")
-        result[key] = value
+    result = dict(pairs)  # built in C; the loop below runs only to name a duplicate
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise ValueError(f"the key {key!r} appears twice")
+            seen.add(key)
     return result
 
 
@@ -98,6 +100,25 @@ def _is_int(value: object) -> bool:
 
 
 def _parse_tensor(name: str, entry: object, what: str) -> TensorInfo:
+    # The common case in a few type checks (a header may hold 10^5 entries); any doubt
+    # falls through to the checks below, which name what is wrong.
+    if type(entry) is dict and len(entry) == 3:
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        bits = DTYPE_BITS.get(dtype) if type(dtype) is str else None
+        if bits and type(shape) is list and type(offsets) is list and len(offsets) == 2:
+            start, end = offsets
+            if (
+                type(start) is int
+                and type(end) is int
+                and 0 <= start <= end
+                and all(type(d) is int and d >= 0 for d in shape)
+                and math.prod(shape) * bits == (end - start) * 8
+            ):
+                return TensorInfo(dtype=dtype, shape=tuple(shape), start=start, end=end)
+    return _check_tensor(name, entry, what)
+
+
+def _check_tensor(name: str, entry: object, what: str) -> TensorInfo:
     if not isinstance(entry, dict):
         raise InvalidSafetensors(f"{what}: tensor {name!r} is not a JSON object; {_SAVE_HINT}")
     if set(entry) != {"dtype", "shape", "data_offsets"}:
@@ -190,14 +211,14 @@ def read_safetensors_header(
     tensors = {key: _parse_tensor(key, value, name) for key, value in header.items()}
     data_size = size - 8 - header_length
     position = 0
-    for key, info in sorted(tensors.items(), key=lambda item: (item[1].start, item[1].end)):
-        if info.start != position:
-            problem = "overlaps the tensor before it" if info.start < position else "leaves a gap"
+    for start, end, key in sorted((info.start, info.end, key) for key, info in tensors.items()):
+        if start != position:
+            problem = "overlaps the tensor before it" if start < position else "leaves a gap"
             raise InvalidSafetensors(
-                f"{name}: tensor {key!r} starts at offset {info.start} of the data section, "
+                f"{name}: tensor {key!r} starts at offset {start} of the data section, "
                 f"expected {position}: it {problem}; {_SAVE_HINT}"
             )
-        position = info.end
+        position = end
     if position != data_size:
         raise InvalidSafetensors(
             f"{name}: the tensors cover {position} bytes but the data section is "

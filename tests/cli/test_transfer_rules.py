@@ -49,6 +49,46 @@ def test_scan_refuses_pickled_weights(tmp_path: Path, name: str) -> None:
     assert "safetensors" in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("notes:x", "contains :"),
+        ("CON.json", "CON is a device name"),
+        ("tok/nul", "NUL is a device name"),
+        ("draft.", "ends in a dot or a space"),
+        ("back\\slash", "backslash"),
+        ("bell\x07", "control character"),
+    ],
+)
+def test_scan_refuses_names_the_registry_refuses(tmp_path: Path, name: str, problem: str) -> None:
+    root = _adapter(tmp_path / "adapter")
+    (root / name).parent.mkdir(parents=True, exist_ok=True)
+    (root / name).write_bytes(b"x")
+
+    with pytest.raises(LorryClientError) as caught:
+        scan_directory(root)
+
+    assert caught.value.code == "invalid_path"
+    assert problem in caught.value.message and repr(name) in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("first", "second"), [("README.md", "readme.md"), ("caf\u00e9.txt", "cafe\u0301.txt")]
+)
+def test_scan_refuses_names_that_collide_on_macos_and_windows(
+    tmp_path: Path, first: str, second: str
+) -> None:
+    root = _adapter(tmp_path / "adapter")
+    (root / first).write_text("one")
+    (root / second).write_text("two")
+
+    with pytest.raises(LorryClientError) as caught:
+        scan_directory(root)
+
+    assert caught.value.code == "invalid_path"
+    assert repr(first) in caught.value.message and repr(second) in caught.value.message
+
+
 def test_scan_refuses_a_symlink_pointing_outside(tmp_path: Path) -> None:
     root = _adapter(tmp_path / "adapter")
     secret = tmp_path / "secret.txt"

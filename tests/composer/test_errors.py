@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,10 @@ from composer import (
     UnsupportedAdapter,
     compose,
     load_recipe,
+    parse_recipe,
     plan,
 )
+from composer.recipe import MAX_INPUTS, MAX_RANK
 
 
 def _copy_adapter(source: Path, target: Path, **config_changes: Any) -> Path:
@@ -50,7 +53,10 @@ def _assert_nothing_written(out: Path) -> None:
             "density",
         ),
         ({"method": "negation", "inputs": [{"adapter": "x"}, {"adapter": "y"}]}, "exactly one"),
-        ({"method": "linear", "inputs": [{"adapter": "x"}], "output": {"rank": 0}}, "at least 1"),
+        (
+            {"method": "linear", "inputs": [{"adapter": "x"}], "output": {"rank": 0}},
+            "between 1 and",
+        ),
         ({"method": "linear", "inputs": [{"adapter": "x"}], "output": {"rank": 1.5}}, "energy"),
         (
             {"method": "linear", "inputs": [{"adapter": "x"}], "output": {"type": "merged"}},
@@ -87,6 +93,81 @@ def test_bad_recipe_is_refused_with_a_clear_message(
         compose(recipe, tmp_path / "out")
     assert message in caught.value.message
     _assert_nothing_written(tmp_path / "out")
+
+
+def _linear(**changes: Any) -> dict[str, Any]:
+    return {"method": "linear", "inputs": [{"adapter": "x"}], **changes}
+
+
+@pytest.mark.parametrize(
+    ("recipe", "message"),
+    [
+        ({"method": "linear", "inputs": [{"adapter": "x", "weight": math.nan}]}, "finite"),
+        ({"method": "linear", "inputs": [{"adapter": "x", "weight": math.inf}]}, "finite"),
+        ({"method": "linear", "inputs": [{"adapter": "x", "weight": -math.inf}]}, "finite"),
+        ({"method": "linear", "inputs": [{"adapter": "x", "weight": 1e308}]}, "less than"),
+        ({"method": "linear", "inputs": [{"adapter": "x", "weight": -101}]}, "greater than"),
+        (
+            {
+                "method": "task_arithmetic",
+                "inputs": [{"adapter": "x"}],
+                "parameters": {"lambda": 1e308},
+            },
+            "parameters.lambda",
+        ),
+        (
+            {"method": "ties", "inputs": [{"adapter": "x", "density": math.nan}]},
+            "inputs.0.density: Input should be a finite number",
+        ),
+        (
+            {
+                "method": "breadcrumbs",
+                "inputs": [{"adapter": "x"}],
+                "parameters": {"gamma": math.inf},
+            },
+            "parameters.gamma",
+        ),
+        (
+            {"method": "della", "inputs": [{"adapter": "x", "epsilon": math.nan}]},
+            "inputs.0.epsilon",
+        ),
+        (_linear(output={"rank": 10**9}), f"between 1 and {MAX_RANK}"),
+        (_linear(output={"rank": math.nan}), "energy"),
+        (_linear(output={"rank": 1e308}), "energy"),
+        (_linear(parameters={"seed": 2**64}), "parameters.seed"),
+        (
+            {"method": "linear", "inputs": [{"adapter": "x"}] * (MAX_INPUTS + 1)},
+            f"at most {MAX_INPUTS} items",
+        ),
+    ],
+)
+def test_non_finite_and_absurd_numbers_are_refused(recipe: dict[str, Any], message: str) -> None:
+    with pytest.raises(RecipeError, match="invalid recipe") as caught:
+        parse_recipe(recipe)
+    assert message in caught.value.message
+
+
+def test_recipe_errors_list_at_most_twenty_problems() -> None:
+    recipe = {"method": "linear", "inputs": [{"adapter": "x", "weight": math.nan}] * 500}
+    with pytest.raises(RecipeError) as caught:
+        parse_recipe(recipe)
+    assert caught.value.message.count("finite number") == 20
+    assert "and 480 more errors" in caught.value.message
+
+
+def test_yaml_and_json_spellings_of_non_finite_numbers_are_refused(tmp_path: Path) -> None:
+    for value in (".nan", ".inf", "-.Inf", "1e308"):
+        (tmp_path / "recipe.yaml").write_text(
+            f"method: linear\ninputs:\n  - adapter: ./x\n    weight: {value}\n"
+        )
+        with pytest.raises(RecipeError, match="inputs.0.weight"):
+            load_recipe(tmp_path / "recipe.yaml")
+    for value in ("NaN", "Infinity", "-Infinity"):
+        (tmp_path / "recipe.json").write_text(
+            f'{{"method": "linear", "inputs": [{{"adapter": "x", "weight": {value}}}]}}'
+        )
+        with pytest.raises(RecipeError, match="inputs.0.weight"):
+            load_recipe(tmp_path / "recipe.json")
 
 
 def test_recipes_load_from_yaml_and_json_with_paths_relative_to_the_file(

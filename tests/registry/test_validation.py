@@ -173,6 +173,22 @@ def _entry(path: str, size: int = 10, sha256: str = SHA) -> ManifestEntry:
         ("x" * 256, "longer than 255"),
         ("a/" * 600 + "b", "longer than 1024"),
         ("", "non-empty"),
+        ("a:b", "drive letter"),
+        ("adapter:b", "contains :"),
+        ("weights/x:stream", "contains :"),
+        ("what?.json", "contains ?"),
+        ('a<b>"c|d*', 'contains " * < > |'),
+        ("notes.", "ends in a dot or a space"),
+        ("dir /a.json", "ends in a dot or a space"),
+        ("CON", "CON is a device name"),
+        ("con.json", "CON is a device name"),
+        ("tok/Nul.tar.gz", "NUL is a device name"),
+        ("com1", "COM1 is a device name"),
+        ("LPT9.txt", "LPT9 is a device name"),
+        ("COM\u00b9.md", "COM\u00b9 is a device name"),
+        ("AUX /x", "ends in a dot or a space"),
+        ("a\x7fb", "control character"),
+        ("a\x85b", "control character"),
     ],
 )
 def test_check_manifest_rejects_unsafe_path(settings: Settings, path: str, problem: str) -> None:
@@ -208,8 +224,30 @@ def test_check_manifest_rejects_duplicate_path(settings: Settings) -> None:
         check_manifest([_entry("README.md"), _entry("a"), _entry("README.md")], settings)
 
 
-def test_check_manifest_paths_are_case_sensitive(settings: Settings) -> None:
-    check_manifest([_entry("README.md"), _entry("readme.md")], settings)
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("README.md", "readme.md"),
+        ("Tokenizer/vocab.json", "tokenizer/vocab.json"),
+        ("caf\u00e9.json", "cafe\u0301.json"),
+        ("stra\u00dfe.txt", "STRASSE.txt"),
+        ("Tok", "tok/a.json"),
+    ],
+)
+def test_check_manifest_refuses_paths_that_collide_on_macos_and_windows(
+    settings: Settings, first: str, second: str
+) -> None:
+    with pytest.raises(InvalidPath) as info:
+        check_manifest([_entry(first), _entry("adapter_config.json"), _entry(second)], settings)
+    assert repr(first) in info.value.message and repr(second) in info.value.message
+    assert "macOS and Windows" in info.value.message
+
+
+def test_check_manifest_accepts_names_that_only_look_like_device_names(
+    settings: Settings,
+) -> None:
+    names = ["console.json", "CONFIG.json", "nul_stats.npy", "com10.txt", "lpt.md", "a.b/c d.e"]
+    check_manifest([_entry(name) for name in names], settings)
 
 
 def test_check_manifest_rejects_file_that_is_also_a_folder(settings: Settings) -> None:
@@ -510,8 +548,12 @@ def test_validate_adapter_requires_safetensors_weights(
 
 
 def test_validate_adapter_bounds_config_size(lora_adapter_dir: Path, tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path, max_metadata_file_bytes=100)
-    with pytest.raises(TooLarge, match=r"adapter_config.json is \d+ bytes, over the limit of 100"):
+    assert Settings(home=tmp_path).max_config_bytes == 1024 * 1024
+    settings = Settings(home=tmp_path, max_config_bytes=100)
+    with pytest.raises(
+        TooLarge,
+        match=r"adapter_config.json is \d+ bytes, over the limit of 100 \(LORRY_MAX_CONFIG",
+    ):
         _validate(lora_adapter_dir, settings)
 
 

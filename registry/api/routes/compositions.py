@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from registry.api.access import AccessCheckDep
-from registry.api.deps import CallerDep, SessionDep
+from registry.api.deps import CallerDep, SessionDep, SettingsDep
 from registry.compose_schemas import CompositionRequest, JobOut
 from registry.jobs.base import JobQueue
 from registry.services import compositions
@@ -33,8 +33,11 @@ def submit_composition(
     body: CompositionRequest,
     response: Response,
     check_access: AccessCheckDep,
+    settings: SettingsDep,
 ) -> JobOut:
-    job = compositions.submit_composition(session, caller, queue, body, check_access)
+    job = compositions.submit_composition(
+        session, caller, queue, body, check_access, settings=settings
+    )
     if job.reused:
         response.status_code = 200
     return job
