@@ -14,6 +14,7 @@ from registry.api.routes import (
     exports,
     health,
     hub,
+    hub_write,
     jobs,
     lineage,
     repo_settings,
@@ -40,5 +41,7 @@ api_router.include_router(exports.router)
 api_router.include_router(console.router)
 
 health_router = health.router
-hub_router = hub.router
-"""The Hugging Face Hub-compatible read API, mounted at the root like the Hub's."""
+hub_router = APIRouter()
+"""The Hugging Face Hub-compatible API (read and write), mounted at the root like the Hub's."""
+hub_router.include_router(hub.router)
+hub_router.include_router(hub_write.router)

@@ -29,6 +29,15 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/repos/{namespace}/{name}/versions/{ref}/exports"): WRITE,
     ("POST", "/api/v1/jobs/{job_id}/cancel"): WRITE,
     ("POST", "/api/models/{namespace}/{name}/paths-info/{revision}"): ALL,
+    ("POST", "/api/repos/create"): WRITE,
+    ("DELETE", "/api/repos/delete"): WRITE,
+    ("POST", "/api/validate-yaml"): ALL,
+    ("POST", "/api/models/{namespace}/{name}/preupload/{revision}"): WRITE,
+    ("POST", "/api/models/{namespace}/{name}/commit/{revision}"): WRITE,
+    ("POST", "/api/models/{namespace}/{name}/branch/{branch}"): MOVE_ALIAS,
+    ("DELETE", "/api/models/{namespace}/{name}/branch/{branch}"): MOVE_ALIAS,
+    ("POST", "/api/models/{namespace}/{name}/tag/{revision}"): MOVE_ALIAS,
+    ("DELETE", "/api/models/{namespace}/{name}/tag/{tag}"): MOVE_ALIAS,
 }
 """Which scopes may call each mutating endpoint (``admin`` implies every scope)."""
 
@@ -40,6 +49,8 @@ ADMIN_READS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/audit"): ALL,
     ("GET", "/api/v1/audit/facets"): ALL,
     ("GET", "/api/v1/whoami"): ALL,
+    ("GET", "/api/models"): ALL,
+    ("GET", "/api/models/{namespace}/{name}/commits/{revision}"): ALL,
     ("GET", "/api/v1/repos/{namespace}/{name}/versions/{ref}/card"): ALL,
 }
 
@@ -52,6 +63,8 @@ PATH_VALUES = {
     "policy_id": "999",
     "job_id": "999",
     "revision": "main",
+    "branch": "staging",
+    "tag": "v1",
     "ref": "1",
 }
 

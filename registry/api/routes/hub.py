@@ -47,7 +47,7 @@ _HUB_ERROR_CODES: tuple[tuple[tuple[type[LorryError], ...], int, str], ...] = (
 
 def hub_error_response(exc: LorryError) -> JSONResponse:
     """A Lorry error as the Hub answers it: status, ``X-Error-Code`` and ``{"error"}``."""
-    status, headers = exc.status_code, {"X-Error-Message": _header_safe(exc.message)}
+    status, headers = exc.status_code, {"X-Error-Message": header_safe(exc.message)}
     for types, hub_status, code in _HUB_ERROR_CODES:
         if isinstance(exc, types):
             status = hub_status
@@ -56,12 +56,18 @@ def hub_error_response(exc: LorryError) -> JSONResponse:
     commit = exc.details.get("commit")
     if isinstance(commit, str):
         headers["X-Repo-Commit"] = commit
-    body = {"error": exc.message, "code": exc.code, "message": exc.message}
+    body: dict[str, Any] = {"error": exc.message, "code": exc.code, "message": exc.message}
+    url = exc.details.get("url")
+    if isinstance(url, str):
+        body["url"] = url  # a 409 of create_repo: the client reads it with exist_ok=True
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _header_safe(text: str) -> str:
-    return text.encode("ascii", "replace").decode("ascii").replace("\r", " ").replace("\n", " ")
+def header_safe(text: str) -> str:
+    """Printable ASCII only: a control character (from a fuzzed repository name, say) would
+    make the server refuse to send the header at all."""
+    ascii_text = text.encode("ascii", "replace").decode("ascii")
+    return "".join(char if 32 <= ord(char) < 127 else " " for char in ascii_text)
 
 
 class HubRoute(APIRoute):
