@@ -47,6 +47,9 @@ _READ_ONLY_POSTS = frozenset({"/api/models/{namespace}/{name}/paths-info/{revisi
 _ALIAS_ROUTE = "/repos/{namespace}/{name}/aliases/{alias}"
 _PUBLIC_READS = frozenset({"/whoami"})
 """Reads that need no scope: how a caller without one learns who it is."""
+_SIGNED_PREFIX = "/api/lfs/"
+"""LFS upload URLs: authorized by their signature (``registry.services.upload_urls``), not a
+token, which huggingface_hub does not send to them."""
 BOOTSTRAP_COMMAND = "lorry token create --admin --principal NAME"
 
 
@@ -71,6 +74,7 @@ def required_access(method: str, route_path: str) -> Access:
     - alias ``PUT``/``DELETE``: ``write`` or ``promote`` (protected aliases: ``promote``).
     - other changes (push, blob upload, repository settings, compose, export): ``write``.
     - reads: ``read``; ``/api/v1/whoami``: nothing (an empty ``scopes``).
+    - LFS upload URLs (``/api/lfs/...``): nothing; their signature authorizes them.
     """
     method = method.upper()
     if route_path.startswith(f"{_API_PREFIX}/"):
@@ -79,6 +83,8 @@ def required_access(method: str, route_path: str) -> Access:
         if route_path.startswith("/policies") and method in _READ_METHODS:
             return Access((READ,))
         return Access((ADMIN,), everywhere=True)
+    if route_path.startswith(_SIGNED_PREFIX):
+        return Access(())
     if method in _READ_METHODS and route_path in _PUBLIC_READS:
         return Access(())
     if method in _READ_METHODS or route_path in _READ_ONLY_POSTS:

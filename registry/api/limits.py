@@ -17,7 +17,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-STREAMED_PREFIXES = ("/api/v1/blobs/",)
+STREAMED_PREFIXES = ("/api/v1/blobs/", "/api/lfs/uploads/")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

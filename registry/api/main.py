@@ -13,6 +13,7 @@ from registry.api.routes import (
     exports,
     health,
     hub,
+    hub_lfs,
     jobs,
     lineage,
     repo_settings,
@@ -39,4 +40,6 @@ api_router.include_router(console.router)
 
 health_router = health.router
 hub_router = hub.router
+hub_lfs_router = hub_lfs.router
+"""The Git LFS batch API and its signed upload URLs (large files of Hub commits)."""
 """The Hugging Face Hub-compatible read API, mounted at the root like the Hub's."""
