@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from composer.file_rules import PICKLE_EXTENSIONS
 from registry.config import Settings
 from registry.errors import InvalidInput, InvalidPath, PickleNotAllowed, TooLarge
 
@@ -31,7 +32,6 @@ __all__ = [
 BlobReader = Callable[[str, int, int], bytes]
 """``read(sha256, start, length)``: at most ``length`` bytes of a stored blob from ``start``."""
 
-PICKLE_EXTENSIONS = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".dill")
 
 MAX_SEGMENT_BYTES = 255
 MAX_PATH_BYTES = 1024

@@ -61,7 +61,9 @@ def hub_error_response(exc: LorryError) -> JSONResponse:
 
 
 def _header_safe(text: str) -> str:
-    return text.encode("ascii", "replace").decode("ascii").replace("\r", " ").replace("\n", " ")
+    """Printable ASCII only: HTTP servers refuse control characters in header values."""
+    ascii_text = text.encode("ascii", "replace").decode("ascii")
+    return "".join(char if " " <= char < "\x7f" else " " for char in ascii_text)
 
 
 class HubRoute(APIRoute):
