@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from composer.errors import ComposerError
 from registry.api.errors import composer_error_status, install_error_handlers, register_error_type
 from registry.api.limits import BodyLimitMiddleware, HeaderLimitMiddleware
-from registry.api.main import api_router, health_router, hub_lfs_router, hub_router
+from registry.api.main import api_router, health_router, hub_router
 from registry.api.middleware import RequestIdMiddleware
 from registry.auth import authorize, check_exposure
 from registry.config import Settings
@@ -72,6 +72,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(api_router, dependencies=[Depends(authorize)])
     app.include_router(hub_router, dependencies=[Depends(authorize)])
-    app.include_router(hub_lfs_router, dependencies=[Depends(authorize)])
     mount_console(app)
     return app

@@ -43,9 +43,23 @@ from registry.services.tokens import TOKEN_PREFIX, active_admin_exists, authenti
 _API_PREFIX = "/api/v1"
 _ADMIN_PREFIXES = ("/tokens", "/policies", "/gc")
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_READ_ONLY_POSTS = frozenset({"/api/models/{namespace}/{name}/paths-info/{revision}"})
-_ALIAS_ROUTE = "/repos/{namespace}/{name}/aliases/{alias}"
-_PUBLIC_READS = frozenset({"/whoami"})
+_READ_ONLY_POSTS = frozenset(
+    {"/api/models/{namespace}/{name}/paths-info/{revision}", "/api/validate-yaml"}
+)
+_ALIAS_ROUTES = frozenset(
+    {
+        "/repos/{namespace}/{name}/aliases/{alias}",
+        "/api/models/{namespace}/{name}/branch/{branch}",
+        "/api/models/{namespace}/{name}/tag/{revision}",
+        "/api/models/{namespace}/{name}/tag/{tag}",
+    }
+)
+"""Alias changes, also as Hub branches and tags."""
+BODY_NAMESPACE_ROUTES = frozenset({"/api/repos/create", "/api/repos/delete"})
+"""Hub routes that name their repository in the JSON body, not the path: ``authorize``
+lets them through on ``write`` anywhere, and the route checks the body's namespace with
+``authorize_namespace``."""
+_PUBLIC_READS = frozenset({"/whoami", "/api/whoami-v2"})
 """Reads that need no scope: how a caller without one learns who it is."""
 _SIGNED_PREFIX = "/api/lfs/"
 """LFS upload URLs: authorized by their signature (``registry.services.upload_urls``), not a
@@ -71,9 +85,13 @@ def required_access(method: str, route_path: str) -> Access:
 
     - ``/api/v1/tokens``, ``/api/v1/policies`` (changes) and ``/api/v1/gc``: ``admin`` on
       every namespace; listing the rules needs only ``read``.
-    - alias ``PUT``/``DELETE``: ``write`` or ``promote`` (protected aliases: ``promote``).
-    - other changes (push, blob upload, repository settings, compose, export): ``write``.
-    - reads: ``read``; ``/api/v1/whoami``: nothing (an empty ``scopes``).
+    - alias ``PUT``/``DELETE``, Hub branch and tag changes: ``write`` or ``promote``
+      (protected aliases: ``promote``).
+    - other changes (push, blob upload, repository settings, compose, export, Hub
+      ``create_repo``, preupload and commit): ``write``. ``/api/repos/create`` and
+      ``/api/repos/delete`` take the namespace from the body (``BODY_NAMESPACE_ROUTES``).
+    - reads and ``validate-yaml``: ``read``; ``/api/v1/whoami`` and ``/api/whoami-v2``:
+      nothing (an empty ``scopes``).
     - LFS upload URLs (``/api/lfs/...``): nothing; their signature authorizes them.
     """
     method = method.upper()
@@ -89,7 +107,7 @@ def required_access(method: str, route_path: str) -> Access:
         return Access(())
     if method in _READ_METHODS or route_path in _READ_ONLY_POSTS:
         return Access((READ,))
-    if route_path == _ALIAS_ROUTE:
+    if route_path in _ALIAS_ROUTES:
         return Access((WRITE, PROMOTE))
     return Access((WRITE,))
 
@@ -140,7 +158,22 @@ def authorize(request: Request) -> None:
     access = required_access(request.method, route_path)
     if not access.scopes:
         return
-    namespace = request.path_params.get("namespace")
+    _check_access(request, principal, access, request.path_params.get("namespace"))
+
+
+def authorize_namespace(request: Request, namespace: str) -> None:
+    """Refuse (401/403) a ``BODY_NAMESPACE_ROUTES`` request on a namespace that the caller's
+    token does not cover, by the same role matrix as ``authorize``."""
+    route = request.scope.get("route")
+    route_path: str = getattr(route, "path", request.url.path)
+    access = required_access(request.method, route_path)
+    if access.scopes:
+        _check_access(request, resolve_principal(request), access, namespace)
+
+
+def _check_access(
+    request: Request, principal: Principal, access: Access, namespace: str | None
+) -> None:
     if access.everywhere:
         allowed = any(principal.allows(scope) for scope in access.scopes)
         where = "every namespace"

@@ -25,12 +25,14 @@ and a message that says what was wrong and how to fix it. One handler in
     ├── TooLarge                    413 too_large
     ├── RangeNotSatisfiable         416 range_not_satisfiable
     ├── Conflict                    409 conflict
+    ├── PreconditionFailed          412 precondition_failed
     ├── JobNotFound (NotFound)      404 job_not_found
     ├── StorageUnavailable          503 storage_unavailable
     ├── DatabaseUnavailable         503 database_unavailable
     ├── NotMigrated                 (startup only) not_migrated
     ├── Unauthorized                401 unauthorized
     ├── Forbidden                   403 forbidden
+    │   └── DeletionRefused         403 deletion_refused
     ├── TokenNotFound (NotFound)    404 token_not_found
     ├── PolicyNotFound (NotFound)   404 policy_not_found
     └── InsecureConfiguration       (startup only) insecure_configuration
@@ -136,6 +138,13 @@ class Conflict(LorryError):
     status_code = 409
 
 
+class PreconditionFailed(LorryError):
+    """A Hub commit's ``parentCommit`` is no longer the head of the branch it commits to."""
+
+    code = "precondition_failed"
+    status_code = 412
+
+
 class JobNotFound(NotFound):
     code = "job_not_found"
 
@@ -167,6 +176,12 @@ class Forbidden(LorryError):
 
     code = "forbidden"
     status_code = 403
+
+
+class DeletionRefused(Forbidden):
+    """Repositories and versions are never deleted (Hub ``delete_repo``)."""
+
+    code = "deletion_refused"
 
 
 class TokenNotFound(NotFound):

@@ -7,11 +7,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "HubCommit",
+    "HubCommitAuthor",
+    "HubCommitResult",
     "HubLastCommit",
     "HubLfs",
     "HubModelInfo",
+    "HubModelSummary",
     "HubRef",
     "HubRefs",
+    "HubRepoUrl",
     "HubSibling",
     "HubTreeEntry",
     "HubTreeLfs",
@@ -41,7 +46,7 @@ class HubModelInfo(_HubSchema):
     id: str
     model_id: str = Field(alias="modelId")
     author: str
-    sha: str
+    sha: str | None = Field(description="None for a repository without a version yet")
     last_modified: str = Field(alias="lastModified")
     created_at: str = Field(alias="createdAt")
     private: bool = False
@@ -91,3 +96,54 @@ class HubRefs(_HubSchema):
     branches: list[HubRef]
     converts: list[HubRef] = []
     tags: list[HubRef]
+
+
+class HubModelSummary(_HubSchema):
+    """An item of ``GET /api/models`` (``list_models``)."""
+
+    underscore_id: str = Field(alias="_id")
+    id: str
+    model_id: str = Field(alias="modelId")
+    author: str
+    sha: str | None
+    last_modified: str = Field(alias="lastModified")
+    created_at: str = Field(alias="createdAt")
+    private: bool = False
+    gated: bool = False
+    disabled: bool = False
+    downloads: int = 0
+    likes: int = 0
+    library_name: str
+    tags: list[str]
+
+
+class HubRepoUrl(_HubSchema):
+    """The answer to ``create_repo``."""
+
+    url: str
+    name: str
+    id: str
+
+
+class HubCommitResult(_HubSchema):
+    """The answer to a commit: the new version's commit id (or the head's, when empty)."""
+
+    commit_oid: str = Field(alias="commitOid")
+    commit_url: str = Field(alias="commitUrl")
+    pull_request_url: str | None = Field(default=None, alias="pullRequestUrl")
+    success: bool = True
+    lorry: dict[str, Any] = Field(description="the version number and whether it is new")
+
+
+class HubCommitAuthor(_HubSchema):
+    user: str
+
+
+class HubCommit(_HubSchema):
+    """An item of ``list_repo_commits``: a version as a commit."""
+
+    id: str
+    title: str
+    message: str
+    authors: list[HubCommitAuthor]
+    date: str

@@ -14,10 +14,13 @@ parser the server uses (uvicorn prefers httptools when it is installed).
 from __future__ import annotations
 
 import json
+import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 STREAMED_PREFIXES = ("/api/v1/blobs/", "/api/lfs/uploads/")
+STREAMED_PATHS = re.compile(r"/api/models/[^/]+/[^/]+/commit/.+")
+"""Hub commits: spooled to disk by the route, with its own limit (``max_version_bytes``)."""
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -68,6 +71,7 @@ class BodyLimitMiddleware:
             scope["type"] != "http"
             or scope["method"] not in _BODY_METHODS
             or str(scope["path"]).startswith(STREAMED_PREFIXES)
+            or STREAMED_PATHS.fullmatch(str(scope["path"])) is not None
         ):
             await self.app(scope, receive, send)
             return

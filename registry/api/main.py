@@ -14,6 +14,7 @@ from registry.api.routes import (
     health,
     hub,
     hub_lfs,
+    hub_write,
     jobs,
     lineage,
     repo_settings,
@@ -39,7 +40,8 @@ api_router.include_router(exports.router)
 api_router.include_router(console.router)
 
 health_router = health.router
-hub_router = hub.router
-hub_lfs_router = hub_lfs.router
-"""The Git LFS batch API and its signed upload URLs (large files of Hub commits)."""
-"""The Hugging Face Hub-compatible read API, mounted at the root like the Hub's."""
+hub_router = APIRouter()
+"""The Hugging Face Hub-compatible API (read and write), mounted at the root like the Hub's."""
+hub_router.include_router(hub.router)
+hub_router.include_router(hub_write.router)
+hub_router.include_router(hub_lfs.router)

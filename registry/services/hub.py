@@ -122,6 +122,35 @@ def resolve_revision(
     return ResolvedRevision(repository=repository, version=version)
 
 
+def empty_at_main(session: Session, namespace: str, name: str, revision: str) -> Repository | None:
+    """The repository when ``revision`` is ``main`` and it has no version yet (a Hub
+    ``create_repo`` before the first commit): Hub clients then see an empty tree."""
+    if revision != MAIN:
+        return None
+    repository = find_hub_repository(session, namespace, name)
+    first = session.exec(select(Version.id).where(Version.repository_id == repository.id)).first()
+    return repository if first is None else None
+
+
+def _empty_model_info(repository: Repository) -> HubModelInfo:
+    repo_id = repository_id(repository.namespace, repository.name)
+    return HubModelInfo(
+        id=repo_id,
+        modelId=repo_id,
+        author=repository.namespace,
+        sha=None,
+        lastModified=hub_timestamp(repository.created_at),
+        createdAt=hub_timestamp(repository.created_at),
+        library_name="peft" if repository.kind == "adapter" else "transformers",
+        pipeline_tag=None,
+        tags=[*repository.tags, "lorry"],
+        cardData={},
+        siblings=[],
+        usedStorage=0,
+        lorry={"version": None, "digest": None, "aliases": [], "kind": repository.kind},
+    )
+
+
 def _version_files(session: Session, version: Version) -> list[VersionFile]:
     """The version's files and its exports, by path."""
     files = session.exec(select(VersionFile).where(VersionFile.version_id == version.id)).all()
@@ -148,6 +177,9 @@ def _tags(repository: Repository, version: Version) -> list[str]:
 
 
 def model_info(session: Session, namespace: str, name: str, revision: str) -> HubModelInfo:
+    empty = empty_at_main(session, namespace, name, revision)
+    if empty is not None:
+        return _empty_model_info(empty)
     resolved = resolve_revision(session, namespace, name, revision)
     repository, version = resolved.repository, resolved.version
     card = dict(version.card)
@@ -241,6 +273,8 @@ def list_tree(
     Directories come first, then files, each by path. ``cursor`` is the offset
     of the page, as handed out in the previous page's ``next_cursor``.
     """
+    if not path.strip("/") and empty_at_main(session, namespace, name, revision) is not None:
+        return TreePage(entries=[], next_cursor=None)
     resolved = resolve_revision(session, namespace, name, revision)
     prefix = path.strip("/")
     files = _version_files(session, resolved.version)
@@ -286,6 +320,8 @@ def paths_info(
     expand: bool = False,
 ) -> list[HubTreeEntry]:
     """The files and directories among ``paths`` at a revision; missing paths are left out."""
+    if empty_at_main(session, namespace, name, revision) is not None:
+        return []
     resolved = resolve_revision(session, namespace, name, revision)
     rows = {row.path: row for row in _version_files(session, resolved.version)}
     last_commit = _last_commit(resolved) if expand else None

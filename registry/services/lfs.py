@@ -1,37 +1,17 @@
 """The Git LFS batch API of the Hub write path: how large files reach the blob store.
 
-Which path a huggingface_hub client takes (read from huggingface_hub 2.4's
-``_commit_api.py``, ``lfs.py`` and ``_upload_pipeline.py``):
-
-- The ``preupload`` answer decides per file: ``"regular"`` files travel base64
-  inside the NDJSON commit (read whole into the client's memory, commits batched);
-  ``"lfs"`` files are uploaded first, then the commit names them by sha256.
-- An ``"lfs"`` file goes through **Xet** whenever ``hf_xet`` is importable and
-  ``HF_HUB_DISABLE_XET`` is unset, whatever the server says; Lorry has no Xet
-  storage (CAS), so such a client must never be told ``"lfs"``. Otherwise (and for
-  uploads from a file object) it goes through this batch API, with the transfers
-  ``basic`` (one ``PUT``) and ``multipart`` (a ``PUT`` per part, then a completion
-  ``POST``), and ``verify``.
-- The ``preupload`` request of a client that uses Xet is byte-for-byte the one
-  of a client that does not. So ``"lfs"`` is answered only to a client that
-  announces it: ``HF_HUB_USER_AGENT_ORIGIN=lorry-lfs`` (huggingface_hub appends
-  ``origin/lorry-lfs`` to its User-Agent) together with ``HF_HUB_DISABLE_XET=1``;
-  every other client gets ``"regular"`` and works unchanged. A client that
-  announces LFS but still has Xet enabled is stopped at its first Xet call
-  (``xet-write-token``) with a message naming ``HF_HUB_DISABLE_XET=1``.
-
+Which client is told to come here is ``registry.services.upload_modes``'s decision.
 Upload URLs point at this server on both blob backends (signed, short-lived:
 ``registry.services.upload_urls``): the bytes are spooled and hashed on their way
 in by the same pipeline as ``PUT /api/v1/blobs/sha256/<hex>`` and enter the store
 only when they hash to the oid. (Presigned S3 URLs would let bytes bypass that
-check until a second full read.)
+check until a second full read of the object.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from math import ceil
-from typing import Literal
 
 from registry.config import Settings
 from registry.errors import BlobNotFound, DigestMismatch, InvalidInput
@@ -44,30 +24,13 @@ from registry.lfs_schemas import (
     LfsObjectError,
 )
 from registry.services.blobs import check_sha256
+from registry.services.upload_modes import LFS_ORIGIN
 from registry.services.upload_urls import UploadGrant, new_grant
 from registry.storage.base import BlobStore
-
-UploadMode = Literal["regular", "lfs"]
-LFS_ORIGIN = "lorry-lfs"
-"""The User-Agent token (``HF_HUB_USER_AGENT_ORIGIN=lorry-lfs``) by which a client says
-that it uploads large files through the LFS batch API, not Xet."""
 
 UrlFor = Callable[[UploadGrant, str], str]
 """Builds the absolute, signed URL of a grant's upload route from its path under
 ``/api/lfs/`` (``uploads/<id>``, ``uploads/<id>/parts/3``, ``complete/<id>``)."""
-
-
-def client_uploads_lfs(user_agent: str | None) -> bool:
-    if not user_agent:
-        return False
-    return any(part.strip() == f"origin/{LFS_ORIGIN}" for part in user_agent.split(";"))
-
-
-def upload_mode(size: int, user_agent: str | None, settings: Settings) -> UploadMode:
-    """What ``preupload`` answers for a file of ``size`` bytes (see the module docstring)."""
-    if size >= settings.hub_lfs_min_bytes and client_uploads_lfs(user_agent):
-        return "lfs"
-    return "regular"
 
 
 def xet_unavailable_message() -> str:

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,11 @@ from registry.validation import (
     validate_model,
 )
 from registry.validation.nonfinite import adapter_nonfinite_tensors
+from registry.validation.trainer_state import TRAINER_STATE_KEY, scan_trainer_state
+
+Precondition = Callable[[Session, Repository], None]
+"""Checked under the repository's lock before the version is numbered (a Hub commit's
+``parentCommit``); raising rolls the publish back."""
 
 
 def manifest_digest(entries: Sequence[ManifestEntry | FileEntry]) -> str:
@@ -74,18 +79,21 @@ def _check_blobs(store: BlobStore, entries: Sequence[ManifestEntry]) -> None:
         )
 
 
-def _store_bytes(store: BlobStore, settings: Settings, data: bytes) -> ManifestEntry:
+def store_bytes(
+    store: BlobStore, settings: Settings, data: bytes, path: str = MODEL_CARD
+) -> ManifestEntry:
+    """Store ``data`` as a blob (unreferenced until a version lists it) for ``path``."""
     sha256 = hashlib.sha256(data).hexdigest()
     if not store.exists(sha256):
         settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=settings.tmp_dir, prefix="card-")
+        fd, name = tempfile.mkstemp(dir=settings.tmp_dir, prefix="file-")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
             store.put_file(Path(name), sha256)
         finally:
             Path(name).unlink(missing_ok=True)
-    return ManifestEntry(path=MODEL_CARD, sha256=sha256, size=len(data))
+    return ManifestEntry(path=path, sha256=sha256, size=len(data))
 
 
 def _insert_blob_rows(session: Session, entries: Sequence[ManifestEntry]) -> None:
@@ -118,9 +126,18 @@ def _commit_version(
     card: dict[str, Any],
     caller: Caller,
     lineage: dict[str, Any] | None = None,
+    precondition: Precondition | None = None,
 ) -> tuple[Repository, Version]:
     repo_id = repository_id(namespace, name)
     repository = lock_or_create_repository(session, namespace, name, request.kind, caller)
+    if precondition is not None:
+        precondition(session, repository)
+    latest = session.exec(
+        select(func.max(col(Version.number))).where(Version.repository_id == repository.id)
+    ).one()
+    if latest is None:
+        # An empty repository (Hub ``create_repo``) takes the kind of its first version.
+        repository.kind = request.kind
     if repository.kind != request.kind:
         raise Conflict(
             f"{repo_id} holds {repository.kind}s; push this {request.kind} to another repository"
@@ -136,9 +153,6 @@ def _commit_version(
             f"nothing was published. To point an alias at it, run "
             f"`lorry alias set {repo_id} ALIAS {same}`"
         )
-    latest = session.exec(
-        select(func.max(col(Version.number))).where(Version.repository_id == repository.id)
-    ).one()
     assert repository.id is not None
     version = Version(
         repository_id=repository.id,
@@ -199,6 +213,7 @@ def publish_version(
     request: PublishRequest,
     *,
     lineage: dict[str, Any] | None = None,
+    precondition: Precondition | None = None,
 ) -> VersionOut:
     """Validate the pushed manifest and adapter, then commit version N+1 atomically.
 
@@ -222,12 +237,15 @@ def publish_version(
         )
     else:
         metadata = validate_model(entries, store.read_bytes, settings)
+    trainer_state = scan_trainer_state(entries, store.read_bytes)
+    if trainer_state:
+        metadata[TRAINER_STATE_KEY] = trainer_state
     card_entry = next((e for e in entries if e.path == MODEL_CARD), None)
     if card_entry is not None:
         card = load_model_card(card_entry, store.read_bytes, settings)
     elif request.kind == "adapter":
         text = generate_model_card(repository_id(namespace, name), metadata)
-        entries.append(_store_bytes(store, settings, text.encode("utf-8")))
+        entries.append(store_bytes(store, settings, text.encode("utf-8")))
         card = parse_model_card(text)
     else:
         card = {}
@@ -236,7 +254,17 @@ def publish_version(
     begin_write(session)
     try:
         repository, version = _commit_version(
-            session, namespace, name, request, entries, digest, metadata, card, caller, lineage
+            session,
+            namespace,
+            name,
+            request,
+            entries,
+            digest,
+            metadata,
+            card,
+            caller,
+            lineage,
+            precondition,
         )
         # Once more, under the blob rows just inserted: ``lorry gc`` may have deleted an
         # unreferenced blob that this push reused (see registry.services.gc).

@@ -8,7 +8,9 @@ of another path.
 
 Pickled weights are refused by extension: ``.bin .pt .pth .pkl .pickle .ckpt
 .joblib .dill`` (case-insensitive). ``.npy`` / ``.npz`` are accepted: numpy
-refuses to unpickle object arrays unless the reader asks for it.
+refuses to unpickle object arrays unless the reader asks for it. The files that
+transformers' Trainer writes (``training_args.bin``, ``optimizer.pt`` ...) are the
+exception: ``registry.validation.trainer_state`` scans them instead.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from composer.file_rules import PICKLE_EXTENSIONS
 from registry.config import Settings
 from registry.errors import InvalidInput, InvalidPath, PickleNotAllowed, TooLarge
+from registry.validation.trainer_names import is_trainer_state
 
 __all__ = [
     "PICKLE_EXTENSIONS",
@@ -116,6 +119,9 @@ def _check_entry_fields(entry: ManifestEntry) -> None:
 
 
 def _check_pickle(path: str) -> None:
+    # Trainer state files are scanned, not refused (registry.validation.trainer_state).
+    if is_trainer_state(path):
+        return
     lowered = path.lower()
     for extension in PICKLE_EXTENSIONS:
         if lowered.endswith(extension):

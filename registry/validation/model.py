@@ -19,6 +19,7 @@ from registry.validation.safetensors_header import (
     read_exact,
     read_safetensors_header,
 )
+from registry.validation.trainer_names import is_trainer_state
 
 MODEL_CONFIG = "config.json"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -82,7 +83,11 @@ def validate_model(
     if config_entry is None:
         raise InvalidModel(f"a model needs {MODEL_CONFIG} at the top level; {_SAVE_HINT}")
     config = _load_json(config_entry, read, settings)
-    other_weights = sorted(e.path for e in entries if e.path.lower().endswith(_WEIGHT_SUFFIXES))
+    other_weights = sorted(
+        e.path
+        for e in entries
+        if e.path.lower().endswith(_WEIGHT_SUFFIXES) and not is_trainer_state(e.path)
+    )
     if other_weights:
         raise InvalidModel(
             f"weights must be safetensors; found {', '.join(other_weights)}. {_SAVE_HINT}"

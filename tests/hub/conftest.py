@@ -183,3 +183,11 @@ def client_env(registry: LiveRegistry, cache: Path) -> dict[str, str]:
         }
     )
     return env
+
+
+@pytest.fixture
+def blank_registry(backend_settings: Settings) -> Iterator[LiveRegistry]:
+    """A live registry with no repository, for the Hub write API."""
+    db.upgrade(backend_settings)
+    with _serve(backend_settings) as (url, log), httpx.Client(base_url=url, timeout=60) as http:
+        yield LiveRegistry(url=url, settings=backend_settings, log=log, http=http)

@@ -56,7 +56,10 @@ def hub_error_response(exc: LorryError) -> JSONResponse:
     commit = exc.details.get("commit")
     if isinstance(commit, str):
         headers["X-Repo-Commit"] = commit
-    body = {"error": exc.message, "code": exc.code, "message": exc.message}
+    body: dict[str, Any] = {"error": exc.message, "code": exc.code, "message": exc.message}
+    url = exc.details.get("url")
+    if isinstance(url, str):
+        body["url"] = url  # a 409 of create_repo: the client reads it with exist_ok=True
     return JSONResponse(body, status_code=status, headers=headers)
 
 
