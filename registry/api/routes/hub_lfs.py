@@ -8,6 +8,7 @@ because huggingface_hub sends them none, as to S3.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import anyio.to_thread
@@ -17,7 +18,7 @@ from fastapi.responses import JSONResponse
 from registry.api.deps import BlobStoreDep, SettingsDep
 from registry.api.routes.blobs import content_length
 from registry.api.routes.hub import HubRoute
-from registry.errors import InvalidInput
+from registry.errors import XetUnavailable
 from registry.lfs_schemas import (
     LFS_MEDIA_TYPE,
     LfsBatchRequest,
@@ -27,6 +28,8 @@ from registry.lfs_schemas import (
 from registry.services import lfs, lfs_uploads
 from registry.services.names import check_repository_name
 from registry.services.upload_urls import UploadGrant, check_grant, upload_url_key
+
+logger = logging.getLogger(__name__)
 
 UPLOADS_PREFIX = "/api/lfs/uploads/"
 """Upload bodies stream (exempt from the JSON body limit, like blob uploads)."""
@@ -140,5 +143,8 @@ async def lfs_complete(
 
 @router.get("/api/models/{namespace}/{name}/xet-write-token/{revision:path}")
 def xet_write_token(namespace: str, name: str, revision: str) -> None:
-    """Lorry has no Xet storage: a client that tries it learns how to upload instead."""
-    raise InvalidInput(lfs.xet_unavailable_message())
+    """Lorry has no Xet storage: 501, with how to upload instead (hf_xet reports only the
+    status and URL, so the message is logged here too)."""
+    message = lfs.xet_unavailable_message()
+    logger.warning("a client asked for Xet storage for %s/%s: %s", namespace, name, message)
+    raise XetUnavailable(message)
