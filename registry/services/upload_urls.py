@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from registry.config import Settings
 from registry.errors import Forbidden, StorageUnavailable
 
 _KEY_FILE = "upload-url.key"
+_HEX = re.compile(r"[0-9a-f]+")
 _VERSION = "v1"
 
 
@@ -62,9 +64,20 @@ def new_grant(oid: str, size: int, part_size: int, ttl_s: int) -> UploadGrant:
     )
 
 
+def _well_formed(grant: UploadGrant, signature: str) -> bool:
+    return bool(
+        _HEX.fullmatch(grant.upload_id)
+        and len(grant.upload_id) == 32
+        and _HEX.fullmatch(grant.oid)
+        and len(grant.oid) == 64
+        and _HEX.fullmatch(signature)
+        and len(signature) == 64
+    )
+
+
 def check_grant(key: bytes, grant: UploadGrant, signature: str) -> None:
     """Refuse (403) a forged, altered or expired upload URL."""
-    if not hmac.compare_digest(grant.sign(key), signature):
+    if not _well_formed(grant, signature) or not hmac.compare_digest(grant.sign(key), signature):
         raise Forbidden(
             "this upload URL's signature does not match: it was altered or was not issued by "
             "this server; ask the LFS batch API (POST <repo>.git/info/lfs/objects/batch) for "
