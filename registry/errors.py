@@ -36,7 +36,7 @@ and a message that says what was wrong and how to fix it. One handler in
     ├── TokenNotFound (NotFound)    404 token_not_found
     ├── PolicyNotFound (NotFound)   404 policy_not_found
     ├── InsecureConfiguration       (startup only) insecure_configuration
-    └── XetUnavailable              501 xet_unavailable
+    └── XetUnavailable (NotFound)   404 xet_unavailable
 """
 
 from __future__ import annotations
@@ -200,8 +200,7 @@ class InsecureConfiguration(LorryError):
     status_code = 503
 
 
-class XetUnavailable(LorryError):
+class XetUnavailable(NotFound):
     """A Hub client asked for Xet storage, which Lorry does not have (it serves Git LFS)."""
 
     code = "xet_unavailable"
-    status_code = 501

@@ -143,7 +143,7 @@ async def lfs_complete(
 
 @router.get("/api/models/{namespace}/{name}/xet-write-token/{revision:path}")
 def xet_write_token(namespace: str, name: str, revision: str) -> None:
-    """Lorry has no Xet storage: 501, with how to upload instead (hf_xet reports only the
+    """Lorry has no Xet storage: 404, with how to upload instead (hf_xet reports only the
     status and URL, so the message is logged here too)."""
     message = lfs.xet_unavailable_message()
     logger.warning("a client asked for Xet storage for %s/%s: %s", namespace, name, message)
