@@ -129,3 +129,24 @@ def test_include_and_exclude_choose_the_pushed_files(
     )
     assert nothing.exit_code == 1
     assert "--include/--exclude left none" in nothing.stderr
+
+
+def test_push_links_the_adapter_to_a_base_model_repository(
+    lorry: Lorry, lora_adapter_dir: Path, tiny_llama_dir: Path
+) -> None:
+    assert lorry("push", tiny_llama_dir, "cli-checks/base", "--kind", "model").exit_code == 0
+
+    missing = lorry(
+        "push", lora_adapter_dir, "cli-checks/linked", "--base-model", "cli-checks/nope"
+    )
+    assert missing.exit_code == 1
+    assert "not a model repository" in missing.stderr
+
+    pushed = lorry(
+        "push", lora_adapter_dir, "cli-checks/linked", "--base-model", "cli-checks/base@1"
+    )
+    assert pushed.exit_code == 0, pushed.stderr
+    shown = json.loads(lorry("show", "cli-checks/linked", "--json").stdout)
+    repo = shown.get("repository", shown)
+    assert repo["base_model"] == "cli-checks/base@1"
+    assert str(tiny_llama_dir) not in lorry("show", "cli-checks/linked").stdout
