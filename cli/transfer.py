@@ -8,7 +8,8 @@ What ``push`` sends from a directory:
   refused when it points outside (it would publish files the user did not mean to);
   links to directories are refused;
 - ``--include``/``--exclude`` globs choose among them (``cli.push_checks``);
-- pickled weights (the registry's own list, ``composer.file_rules``) and names with a
+- pickles (the registry's own rule, ``composer.file_rules``: refused by extension, except
+  the Trainer's scanned state files such as ``optimizer.pt``) and names with a
   backslash are refused before anything is hashed or sent, as the registry would refuse
   them, and so is a directory that lacks the files its kind needs.
 
@@ -34,7 +35,7 @@ from typing import Any
 from cli.client import LorryClient, LorryClientError
 from cli.digests import HashingWriter, sha256_file
 from cli.push_checks import PathFilter, check_kind
-from composer.file_rules import PICKLE_EXTENSIONS, pickle_extension
+from composer.file_rules import PICKLE_EXTENSIONS, refused_pickle_extension
 
 __all__ = [
     "PICKLE_SUFFIXES",
@@ -137,7 +138,7 @@ def _check_name(relative: str) -> None:
         raise LorryClientError(
             "invalid_path", f"{relative}: file names with a backslash are not allowed; rename it"
         )
-    extension = pickle_extension(relative)
+    extension = refused_pickle_extension(relative)
     if extension is not None:
         raise LorryClientError(
             "pickle_not_allowed",

@@ -150,3 +150,12 @@ def test_push_links_the_adapter_to_a_base_model_repository(
     repo = shown.get("repository", shown)
     assert repo["base_model"] == "cli-checks/base@1"
     assert str(tiny_llama_dir) not in lorry("show", "cli-checks/linked").stdout
+
+
+def test_the_trainer_state_files_the_registry_scans_are_not_refused_by_the_cli() -> None:
+    from cli.transfer import _check_name
+
+    _check_name("last-checkpoint/optimizer.pt")
+    _check_name("training_args.bin")
+    with pytest.raises(Exception, match="pickled files"):
+        _check_name("pytorch_model.bin")
