@@ -335,6 +335,11 @@ def paths_info(
 
 
 def find_hub_file(session: Session, namespace: str, name: str, revision: str, path: str) -> HubFile:
+    if empty_at_main(session, namespace, name, revision) is not None:
+        raise FileNotFound(
+            f"{repository_id(namespace, name)} has no version yet, so no file {path!r}; "
+            "commit one first"
+        )
     resolved = resolve_revision(session, namespace, name, revision)
     version = resolved.version
     row = session.get(VersionFile, (version.id, path)) or derived_file(session, version, path)

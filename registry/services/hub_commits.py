@@ -47,8 +47,9 @@ from registry.storage.base import BlobStore
 from registry.tables import Alias, Repository, Version, VersionFile
 from registry.validation import ADAPTER_CONFIG, check_path
 
-_ATTEMPTS = 3
-"""Rebuilds of a commit without ``parentCommit`` on a head that moved meanwhile."""
+_ATTEMPTS = 10
+"""Builds of a commit without ``parentCommit``: each lost race means another commit landed,
+so N concurrent committers need at most N."""
 _MAX_MESSAGE = 10_000
 _LINE_OVERHEAD = 64 * 1024
 

@@ -74,7 +74,7 @@ def refuse_deletion(namespace: str, name: str) -> None:
         f"Lorry never deletes a repository: its versions are immutable, and the audit log, "
         f"alias history and lineage of composed versions refer to them. To retire {repo_id}, "
         f"remove its aliases (`lorry alias rm {repo_id} ALIAS`) and tag it archived "
-        f"(`lorry repo set {repo_id} --tags archived`); unreferenced blobs of a registry are "
+        f"(`lorry repo set {repo_id} --tag archived`); unreferenced blobs of a registry are "
         "reclaimed by `lorry gc`"
     )
 

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import io
 import logging
+import pickletools
+import zipfile
 from collections.abc import Sequence
-from typing import Any
+from typing import IO, Any
 
 from picklescan.scanner import SafetyLevel, scan_bytes
 
@@ -81,12 +83,42 @@ class _BlobFile(io.RawIOBase):
         return len(data)
 
 
+def _disassembles(handle: io.BufferedReader) -> bool:
+    """Whether the file is a pickle, or a torch zip archive of pickles, that ``pickletools``
+    reads to its end (picklescan reports an unreadable file as clean)."""
+    try:
+        if not zipfile.is_zipfile(handle):
+            handle.seek(0)
+            return _opcodes_end(handle)
+        with zipfile.ZipFile(handle) as archive:
+            members = [name for name in archive.namelist() if name.endswith(".pkl")]
+            for name in members:
+                with archive.open(name) as member:
+                    if not _opcodes_end(member):
+                        return False
+            return bool(members)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
+def _opcodes_end(stream: IO[bytes]) -> bool:
+    try:
+        last = None
+        for opcode, _argument, _position in pickletools.genops(stream):
+            last = opcode.name
+        return last == "STOP"
+    except Exception:  # noqa: BLE001 -- pickletools raises anything on malformed input
+        return False
+
+
 def _scan(entry: ManifestEntry, read: BlobReader) -> list[str]:
     """The globals the pickle would import, as ``module.name``; raises if one is not allowed."""
     extension = "." + entry.path.rsplit(".", 1)[-1]
     handle = io.BufferedReader(_BlobFile(read, entry.sha256, entry.size), 1024 * 1024)
+    readable = _disassembles(handle)
+    handle.seek(0)
     result = scan_bytes(handle, entry.path, extension)
-    if result.scan_err or result.scanned_files == 0:
+    if not readable or result.scan_err or result.scanned_files == 0:
         raise PickleNotAllowed(
             f"file {entry.path!r} is named like a Trainer state file but is not a pickle "
             f"(or a torch archive of one) that can be disassembled; {_FIX}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -52,10 +53,7 @@ def test_create_repo_upload_folder_and_upload_file_publish_versions(
     v1 = blank_registry.http.get(f"/api/v1/repos/{REPO}/versions/1").json()
     assert first.oid == v1["commit"]
     assert (v1["kind"], v1["message"], v1["created_by"]) == ("adapter", "first adapter", "local")
-    assert version_files(blank_registry.http, REPO, "1") == {
-        **directory_files(lora_adapter_dir),
-        "README.md": version_files(blank_registry.http, REPO, "1")["README.md"],
-    }
+    assert version_files(blank_registry.http, REPO, "1") == directory_files(lora_adapter_dir)
 
     second = api.upload_file(
         path_or_fileobj=b"accuracy 0.91\n",
@@ -139,3 +137,26 @@ def test_create_commit_copies_and_deletes_and_an_unchanged_commit_adds_no_versio
     )
     assert again.oid == folder.oid
     assert row_counts(blank_registry.settings) == counts
+
+
+def test_concurrent_commits_without_parent_all_land_on_top_of_each_other(
+    blank_registry: LiveRegistry, lora_adapter_dir: Path
+) -> None:
+    api = HfApi(endpoint=blank_registry.url, token=False)
+    api.create_repo(REPO)
+    api.upload_folder(repo_id=REPO, folder_path=lora_adapter_dir)
+    paths = [f"runs/{n}.txt" for n in range(4)]
+    with ThreadPoolExecutor(max_workers=len(paths)) as pool:
+        commits = list(
+            pool.map(
+                lambda path: api.upload_file(
+                    path_or_fileobj=path.encode(), path_in_repo=path, repo_id=REPO
+                ),
+                paths,
+            )
+        )
+    listed = api.list_repo_commits(REPO)
+    assert len(listed) == 1 + len(paths)
+    assert {c.oid for c in commits} == {c.commit_id for c in listed[: len(paths)]}
+    latest = version_files(blank_registry.http, REPO, "latest")
+    assert {path: latest[path] for path in paths} == {path: path.encode() for path in paths}

@@ -64,9 +64,10 @@ def hub_error_response(exc: LorryError) -> JSONResponse:
 
 
 def _header_safe(text: str) -> str:
-    """Printable ASCII only: HTTP servers refuse control characters in header values."""
+    """Printable ASCII only: a control character (from a fuzzed repository name, say) would
+    make the server refuse to send the header at all."""
     ascii_text = text.encode("ascii", "replace").decode("ascii")
-    return "".join(char if " " <= char < "\x7f" else " " for char in ascii_text)
+    return "".join(char if 32 <= ord(char) < 127 else " " for char in ascii_text)
 
 
 class HubRoute(APIRoute):
