@@ -125,6 +125,7 @@ def _push(name: str, adapter: Path, weights_sha: str, work: Path, result: Result
             env.update(CONTENDERS[name])
             command = [sys.executable, __file__, "--client", name, "--url", url, str(adapter)]
             _settle(adapter / "adapter_model.safetensors")
+            idle = process.memory_info().rss
             with ServerMonitor(process) as monitor:
                 done = subprocess.run(command, env=env, capture_output=True, text=True)
             if done.returncode != 0:
@@ -134,9 +135,7 @@ def _push(name: str, adapter: Path, weights_sha: str, work: Path, result: Result
             stored = {entry["path"]: entry["sha256"] for entry in files["files"]}
             if stored.get("adapter_model.safetensors") != weights_sha:
                 raise SystemExit(f"{name}: the version does not hold the pushed weights")
-            result.server_rss_idle = max(
-                result.server_rss_idle, monitor.processes[0].memory_info().rss
-            )
+            result.server_rss_idle = max(result.server_rss_idle, idle)
             result.add(name, client["seconds"], monitor.peak, int(client["client_peak_rss"]))
     finally:
         for key, value in saved.items():
