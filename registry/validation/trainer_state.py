@@ -83,7 +83,7 @@ class _BlobFile(io.RawIOBase):
         return len(data)
 
 
-def _disassembles(handle: io.BufferedReader) -> bool:
+def _disassembles(handle: IO[bytes]) -> bool:
     """Whether the file is a pickle, or a torch zip archive of pickles, that ``pickletools``
     reads to its end (picklescan reports an unreadable file as clean)."""
     try:

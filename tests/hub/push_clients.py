@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
-from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import CommitInfo, HfApi, hf_hub_download
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import (
     AutoModelForCausalLM,
@@ -29,6 +29,11 @@ CHAT = "acme/tiny-chat"
 LORA = "acme/chat-lora"
 TRAINED = "acme/trained"
 SFT = "acme/sft-lora"
+
+
+def _oid(pushed: object) -> str:
+    """The commit id of what a ``push_to_hub`` returned (a ``CommitInfo``, typed as str)."""
+    return cast(CommitInfo, pushed).oid
 
 
 class _Texts(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
@@ -55,17 +60,17 @@ def _lora() -> LoraConfig:
 def _push_model(base: Path) -> dict[str, Any]:
     model = AutoModelForCausalLM.from_pretrained(base)
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model_commit = model.push_to_hub(CHAT, commit_message="tiny chat model")
-    tokenizer_commit = tokenizer.push_to_hub(CHAT, commit_message="its tokenizer")
-    reloaded = AutoModelForCausalLM.from_pretrained(CHAT, revision=tokenizer_commit.oid)
+    model_commit = _oid(model.push_to_hub(CHAT, commit_message="tiny chat model"))
+    tokenizer_commit = _oid(tokenizer.push_to_hub(CHAT, commit_message="its tokenizer"))
+    reloaded = AutoModelForCausalLM.from_pretrained(CHAT, revision=tokenizer_commit)
     same = all(
         torch.equal(a, b)
         for a, b in zip(model.state_dict().values(), reloaded.state_dict().values(), strict=True)
     )
     tokens = AutoTokenizer.from_pretrained(CHAT, revision="2")(SENTENCES[0])["input_ids"]
     return {
-        "model_commit": model_commit.oid,
-        "tokenizer_commit": tokenizer_commit.oid,
+        "model_commit": model_commit,
+        "tokenizer_commit": tokenizer_commit,
         "model_reloads_equal": same,
         "tokenizer_reloads_equal": tokens == tokenizer(SENTENCES[0])["input_ids"],
     }
@@ -74,8 +79,8 @@ def _push_model(base: Path) -> dict[str, Any]:
 def _push_adapter(base: Path, work: Path) -> dict[str, Any]:
     torch.manual_seed(3)
     peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), _lora())
-    commit = peft_model.push_to_hub(LORA, commit_message="lora on tiny chat")
-    peft_model.save_pretrained(work / "lora")
+    commit = _oid(peft_model.push_to_hub(LORA, commit_message="lora on tiny chat"))
+    peft_model.save_pretrained(str(work / "lora"))
     HfApi().create_branch(LORA, branch="candidate")
     local = (work / "lora" / "adapter_model.safetensors").read_bytes()
     pulled = {
@@ -83,7 +88,7 @@ def _push_adapter(base: Path, work: Path) -> dict[str, Any]:
             hf_hub_download(LORA, "adapter_model.safetensors", revision=revision)
         ).read_bytes()
         == local
-        for revision in (commit.oid, "candidate", "1")
+        for revision in (commit, "candidate", "1")
     }
     loaded = PeftModel.from_pretrained(
         AutoModelForCausalLM.from_pretrained(base), LORA, revision="candidate"
@@ -92,7 +97,7 @@ def _push_adapter(base: Path, work: Path) -> dict[str, Any]:
     with torch.no_grad():
         diff = (loaded(ids).logits - peft_model(ids).logits).abs().max().item()
     return {
-        "adapter_commit": commit.oid,
+        "adapter_commit": commit,
         "adapter_pulls_equal": pulled,
         "adapter_logits_diff": diff,
     }

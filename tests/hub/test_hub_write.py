@@ -160,3 +160,14 @@ def test_concurrent_commits_without_parent_all_land_on_top_of_each_other(
     assert {c.oid for c in commits} == {c.commit_id for c in listed[: len(paths)]}
     latest = version_files(blank_registry.http, REPO, "latest")
     assert {path: latest[path] for path in paths} == {path: path.encode() for path in paths}
+
+
+def test_a_malformed_model_card_is_refused_before_any_upload(
+    blank_registry: LiveRegistry, lora_adapter_dir: Path
+) -> None:
+    api = HfApi(endpoint=blank_registry.url, token=False)
+    api.create_repo(REPO)
+    start = blank_registry.log.count()
+    with pytest.raises(ValueError, match="never closes it"):
+        api.upload_file(path_or_fileobj=b"---\ntags: [a\n", path_in_repo="README.md", repo_id=REPO)
+    assert [p for _, p in blank_registry.log.since(start)] == ["/api/validate-yaml"]

@@ -47,7 +47,7 @@ _HUB_ERROR_CODES: tuple[tuple[tuple[type[LorryError], ...], int, str], ...] = (
 
 def hub_error_response(exc: LorryError) -> JSONResponse:
     """A Lorry error as the Hub answers it: status, ``X-Error-Code`` and ``{"error"}``."""
-    status, headers = exc.status_code, {"X-Error-Message": _header_safe(exc.message)}
+    status, headers = exc.status_code, {"X-Error-Message": header_safe(exc.message)}
     for types, hub_status, code in _HUB_ERROR_CODES:
         if isinstance(exc, types):
             status = hub_status
@@ -63,7 +63,7 @@ def hub_error_response(exc: LorryError) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _header_safe(text: str) -> str:
+def header_safe(text: str) -> str:
     """Printable ASCII only: a control character (from a fuzzed repository name, say) would
     make the server refuse to send the header at all."""
     ascii_text = text.encode("ascii", "replace").decode("ascii")

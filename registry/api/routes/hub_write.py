@@ -16,12 +16,13 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from registry.api.deps import BlobStoreDep, CallerDep, PrincipalDep, SessionDep, SettingsDep
-from registry.api.routes.hub import HubRoute
+from registry.api.routes.hub import HubRoute, header_safe
 from registry.auth import authorize_namespace
 from registry.config import Settings
-from registry.errors import InvalidInput, TooLarge, Unauthorized
+from registry.errors import InvalidInput, InvalidModelCard, TooLarge, Unauthorized
 from registry.hub_schemas import HubCommit, HubCommitResult, HubModelSummary, HubRepoUrl
 from registry.services import hub_commits, hub_refs, hub_repos, preupload
 from registry.services.principals import ANONYMOUS_ACTOR
@@ -54,10 +55,18 @@ def delete_repo(request: Request, body: JsonBody) -> None:
     hub_repos.refuse_deletion(namespace, name)
 
 
-@router.post("/api/validate-yaml")
-def validate_yaml(body: JsonBody) -> dict[str, Any]:
-    """Check a README.md's front matter as `lorry push` will."""
-    return hub_repos.validate_yaml(body)
+@router.post("/api/validate-yaml", response_model=None)
+def validate_yaml(body: JsonBody) -> dict[str, Any] | JSONResponse:
+    """Check a README.md's front matter as `lorry push` will; 400 with `errors` if malformed
+    (which huggingface_hub raises as `ValueError` before uploading anything)."""
+    try:
+        return hub_repos.validate_yaml(body)
+    except InvalidModelCard as exc:
+        return JSONResponse(
+            {"error": exc.message, "errors": [{"message": exc.message}], "warnings": []},
+            status_code=400,
+            headers={"X-Error-Message": header_safe(exc.message)},
+        )
 
 
 @router.get("/api/whoami-v2")
