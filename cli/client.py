@@ -214,8 +214,11 @@ class LorryClient:
         message: str | None = None,
         alias: str | None = None,
         kind: str = "adapter",
+        base_model: str | None = None,
     ) -> dict[str, Any]:
-        body = {"files": files, "message": message, "alias": alias, "kind": kind}
+        body: dict[str, Any] = {"files": files, "message": message, "alias": alias, "kind": kind}
+        if base_model is not None:
+            body["base_model"] = base_model
         return self._json("POST", f"{_repo_path(repository)}/versions", json=body)
 
     @contextmanager

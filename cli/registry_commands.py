@@ -22,6 +22,7 @@ from cli.common import (
     stdout,
     transfer_progress,
 )
+from cli.push_checks import path_filter
 from cli.transfer import pull_version, push_directory
 
 __all__ = ["register"]
@@ -47,14 +48,32 @@ def push(
     ] = None,
     message: Annotated[str | None, typer.Option("--message", "-m", help="Version note.")] = None,
     kind: Annotated[Kind, typer.Option("--kind", help="Repository kind.")] = Kind.adapter,
+    include: Annotated[
+        list[str] | None,
+        typer.Option("--include", help="Push only files matching this glob (repeatable)."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", help="Leave out files matching this glob (repeatable)."),
+    ] = None,
+    base_model: Annotated[
+        str | None,
+        typer.Option(
+            "--base-model",
+            metavar="NAMESPACE/NAME[@REF]",
+            help="The model repository of this registry that the adapter was trained on.",
+        ),
+    ] = None,
     json_out: JsonOption = False,
     registry: RegistryOption = None,
 ) -> None:
     """Publish DIR as the next version of NAMESPACE/NAME.
 
-    Hidden files and directories (.git, .cache, ...) are skipped.
+    Hidden files and directories (.git, .cache, ...) are skipped; --include and --exclude
+    globs (on paths relative to DIR; a pattern ending in / names a folder) choose files.
 
-    Pickled weights and symbolic links pointing outside DIR are refused before any upload.
+    Pickled files, symbolic links pointing outside DIR and a directory without the
+    files its --kind needs are refused before any upload.
 
     Blobs the registry already has are not uploaded again.
     """
@@ -68,6 +87,8 @@ def push(
             alias=alias,
             kind=kind.value,
             progress=progress,
+            selected=path_filter(include, exclude),
+            base_model=base_model,
         )
     if json_out:
         echo_json(result.as_json())

@@ -7,10 +7,13 @@ What ``push`` sends from a directory:
 - a symbolic link to a file is followed when its target lies inside the directory and
   refused when it points outside (it would publish files the user did not mean to);
   links to directories are refused;
-- pickled weights (``.bin``, ``.pt``, ``.pkl``, ``.pth``), names the registry refuses
+- ``--include``/``--exclude`` globs choose among them (``cli.push_checks``);
+- pickles (the registry's own rule, ``composer.file_rules``: refused by extension, except
+  the Trainer's scanned state files such as ``optimizer.pt``), names the registry refuses
   (``composer.paths``: a backslash, ``:``, ``CON``, a trailing dot ...) and names that
   collide on macOS or Windows (``README.md`` beside ``readme.md``) are refused before
-  anything is hashed or sent, by the registry's own rule.
+  anything is hashed or sent, by the registry's own rules, and so is a directory that
+  lacks the files its kind needs.
 
 Blobs are hashed with sha256 in large buffers, checked with ``HEAD`` and only missing
 ones are uploaded, streamed from disk. ``pull`` resolves the reference once, then
@@ -33,6 +36,8 @@ from typing import Any
 
 from cli.client import LorryClient, LorryClientError
 from cli.digests import HashingWriter, sha256_file
+from cli.push_checks import PathFilter, check_kind
+from composer.file_rules import PICKLE_EXTENSIONS, refused_pickle_extension
 from composer.paths import colliding_paths, path_problem
 
 __all__ = [
@@ -46,7 +51,7 @@ __all__ = [
     "scan_directory",
 ]
 
-PICKLE_SUFFIXES = (".bin", ".pt", ".pkl", ".pth")
+PICKLE_SUFFIXES = PICKLE_EXTENSIONS
 UPLOAD_CHUNK = 4 * 1024 * 1024
 
 
@@ -135,17 +140,20 @@ def _check_name(relative: str) -> None:
     problem = path_problem(relative)
     if problem is not None:
         raise LorryClientError("invalid_path", problem)
-    if relative.lower().endswith(PICKLE_SUFFIXES):
+    extension = refused_pickle_extension(relative)
+    if extension is not None:
         raise LorryClientError(
             "pickle_not_allowed",
-            f"{relative}: pickled weights ({', '.join(PICKLE_SUFFIXES)}) are refused because "
-            "loading them can run code; save the adapter with safetensors "
-            "(`save_pretrained(..., safe_serialization=True)`) and remove the pickle",
+            f"{relative}: pickled files ({', '.join(PICKLE_EXTENSIONS)}) are refused because "
+            "loading them can run code; save the weights with safetensors "
+            "(`save_pretrained(..., safe_serialization=True)`), or leave the file out with "
+            f"--exclude '*{extension}'",
         )
 
 
-def scan_directory(root: Path) -> list[LocalFile]:
-    """The files ``push`` would publish from ``root`` (see the module docstring), sorted."""
+def scan_directory(root: Path, selected: PathFilter | None = None) -> list[LocalFile]:
+    """The files ``push`` would publish from ``root`` (see the module docstring), sorted;
+    ``selected`` (the ``--include``/``--exclude`` globs) keeps a subset."""
     if not root.is_dir():
         raise LorryClientError("invalid_path", f"{root} is not a directory")
     real_root = root.resolve()
@@ -178,6 +186,8 @@ def scan_directory(root: Path) -> list[LocalFile]:
                 continue
             entry = here / name
             relative = entry.relative_to(root).as_posix()
+            if selected is not None and not selected.keeps(relative):
+                continue
             _check_name(relative)
             if entry.is_symlink():
                 target = entry.resolve()
@@ -203,8 +213,9 @@ def scan_directory(root: Path) -> list[LocalFile]:
     if not files:
         raise LorryClientError(
             "invalid_input",
-            f"{root} has no files to push (hidden files are skipped); it needs at least "
-            "adapter_config.json and adapter_model.safetensors",
+            f"{root} has no files to push (hidden files are skipped"
+            f"{', and --include/--exclude left none' if selected is not None else ''}); "
+            "it needs at least adapter_config.json and adapter_model.safetensors",
         )
     return sorted(files, key=lambda item: item.path)
 
@@ -239,12 +250,19 @@ def push_directory(
     alias: str | None = None,
     kind: str = "adapter",
     progress: TransferProgress | None = None,
+    selected: PathFilter | None = None,
+    base_model: str | None = None,
 ) -> PushResult:
-    """Publish the files of ``root`` as the next version of ``repository``."""
+    """Publish the files of ``root`` as the next version of ``repository``.
+
+    Everything the registry would refuse for the directory's shape (pickles, a kind
+    without its required files, a kind other than the repository's) is refused here,
+    before anything is hashed or uploaded."""
     progress = progress or TransferProgress()
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    scanned = scan_directory(root)
+    scanned = scan_directory(root, selected)
+    check_kind(client, root, repository, kind, [item.path for item in scanned])
 
     progress.start("hash", sum(item.size for item in scanned))
     # hashlib releases the GIL: files (shards of a model, say) hash in parallel.
@@ -278,6 +296,7 @@ def push_directory(
         message=message,
         alias=alias,
         kind=kind,
+        base_model=base_model,
     )
     timings["commit_s"] = time.perf_counter() - mark
     timings["total_s"] = time.perf_counter() - started

@@ -63,6 +63,9 @@ lets them through on ``write`` anywhere, and the route checks the body's namespa
 ``authorize_namespace``."""
 _PUBLIC_READS = frozenset({"/whoami", "/api/whoami-v2"})
 """Reads that need no scope: how a caller without one learns who it is."""
+_SIGNED_PREFIX = "/api/lfs/"
+"""LFS upload URLs: authorized by their signature (``registry.services.upload_urls``), not a
+token, which huggingface_hub does not send to them."""
 BOOTSTRAP_COMMAND = "lorry token create --admin --principal NAME"
 
 
@@ -93,6 +96,7 @@ def required_access(method: str, route_path: str) -> Access:
       nothing (an empty ``scopes``).
     - ``/api/v1/audit/checkpoints``: ``admin`` on every namespace; ``/api/v1/audit/verify``:
       ``read`` on every namespace (it reports on the whole log).
+    - LFS upload URLs (``/api/lfs/...``): nothing; their signature authorizes them.
     """
     method = method.upper()
     if route_path.startswith(f"{_API_PREFIX}/"):
@@ -101,6 +105,8 @@ def required_access(method: str, route_path: str) -> Access:
         if route_path.startswith("/policies") and method in _READ_METHODS:
             return Access((READ,))
         return Access((ADMIN,), everywhere=True)
+    if route_path.startswith(_SIGNED_PREFIX):
+        return Access(())
     if method in _READ_METHODS and route_path in _PUBLIC_READS:
         return Access(())
     if method in _READ_METHODS and route_path in _GLOBAL_READS:

@@ -103,6 +103,18 @@ class Settings(BaseSettings):
     audit_verify_batch: int = Field(default=1000, ge=1)
     """Events per query while walking the audit chain."""
 
+    hub_lfs_min_bytes: int = Field(default=10 * MiB, ge=1)
+    """Hub uploads: files at least this large are sent through the Git LFS batch API (streamed)
+    by clients that announce it (``registry.services.lfs.client_uploads_lfs``); smaller files,
+    and every file of other clients, travel inline in the commit ("regular")."""
+    lfs_part_bytes: int = Field(default=64 * MiB, ge=5 * MiB)
+    """LFS uploads larger than this use the multipart transfer, in parts of this size."""
+    upload_url_ttl_s: int = Field(default=3600, ge=1)
+    """How long the signed upload URLs that the LFS batch API hands out stay valid."""
+    upload_url_secret: str | None = None
+    """Key that signs LFS upload URLs; default: a random key kept in ``<home>/upload-url.key``.
+    Set the same value on every replica behind one address."""
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -35,7 +35,8 @@ and a message that says what was wrong and how to fix it. One handler in
     │   └── DeletionRefused         403 deletion_refused
     ├── TokenNotFound (NotFound)    404 token_not_found
     ├── PolicyNotFound (NotFound)   404 policy_not_found
-    └── InsecureConfiguration       (startup only) insecure_configuration
+    ├── InsecureConfiguration       (startup only) insecure_configuration
+    └── XetUnavailable (NotFound)   404 xet_unavailable
 """
 
 from __future__ import annotations
@@ -197,3 +198,9 @@ class InsecureConfiguration(LorryError):
 
     code = "insecure_configuration"
     status_code = 503
+
+
+class XetUnavailable(NotFound):
+    """A Hub client asked for Xet storage, which Lorry does not have (it serves Git LFS)."""
+
+    code = "xet_unavailable"

@@ -25,6 +25,13 @@ class PublishRequest(_Schema):
     message: str | None = Field(default=None, max_length=10_000)
     alias: str | None = None
     kind: Kind = "adapter"
+    base_model: str | None = Field(
+        default=None,
+        max_length=512,
+        description="adapters: the model repository NAMESPACE/NAME[@REF] of this registry that "
+        "it was trained on (default: the repository's base_model setting, else "
+        "base_model_name_or_path when it names a model repository here)",
+    )
 
 
 class BlobInfo(_Schema):
@@ -44,6 +51,11 @@ class Repo(_Schema):
     latest_version: int | None
     aliases: dict[str, int]
     base_model: str | None
+    """The base model to use: the registry link, else a Hub id; never a local path."""
+    base_model_link: str | None = None
+    """The model repository of this registry that the latest version links to."""
+    base_model_setting: str | None = None
+    """The repository setting that Hub commits link new adapter versions to."""
     main_alias: str | None = None
 
 
@@ -145,3 +157,9 @@ class RepoUpdate(_Schema):
     )
     description: str | None = Field(default=None, max_length=10_000)
     tags: list[str] | None = None
+    base_model: str | None = Field(
+        default=None,
+        max_length=512,
+        description="the model repository NAMESPACE/NAME[@REF] of this registry that new "
+        "adapter versions (Hub commits included) link to; empty clears it",
+    )

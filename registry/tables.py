@@ -75,6 +75,8 @@ class Repository(SQLModel, table=True):
     created_at: datetime = _timestamp()
     main_alias: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     """The alias that ``main`` means to Hugging Face clients; ``None``: the latest version."""
+    base_model_link: str | None = Field(default=None, sa_column=Column(String(512), nullable=True))
+    """Setting: the model repository (``NAMESPACE/NAME[@REF]``) new adapter versions link to."""
 
 
 class Version(SQLModel, table=True):
@@ -98,6 +100,9 @@ class Version(SQLModel, table=True):
         default=None, sa_column=Column(String(512), nullable=True, index=True)
     )
     """``base_model_name_or_path`` of the adapter, kept apart from the metadata for search."""
+    base_model_link: str | None = Field(default=None, sa_column=Column(String(512), nullable=True))
+    """The model repository of this registry the adapter was trained on
+    (``registry.services.base_models``)."""
     adapter_metadata: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column("metadata", JSON, nullable=False)
     )

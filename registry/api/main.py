@@ -14,6 +14,7 @@ from registry.api.routes import (
     exports,
     health,
     hub,
+    hub_lfs,
     hub_write,
     jobs,
     lineage,
@@ -45,3 +46,4 @@ hub_router = APIRouter()
 """The Hugging Face Hub-compatible API (read and write), mounted at the root like the Hub's."""
 hub_router.include_router(hub.router)
 hub_router.include_router(hub_write.router)
+hub_router.include_router(hub_lfs.router)

@@ -9,12 +9,13 @@ import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from composer.fileio import set_direct, write_direct_head
+from composer.fileio import DIRECT_ALIGNMENT, set_direct, write_direct_head
 from registry.config import Settings
 from registry.errors import (
     BlobNotFound,
@@ -28,6 +29,8 @@ from registry.storage.base import BlobStore
 from registry.storage.scratch import ScratchLock, new_file
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_Hasher = Any
+"""A ``hashlib`` sha256 object (its class is private to hashlib)."""
 _BATCH_BYTES = 8 * 1024 * 1024
 """Received chunks are gathered to this size before one thread hop writes and hashes them."""
 _BUFFERS = 3
@@ -82,8 +85,14 @@ class _Sink:
     are written through the page cache.
     """
 
-    def __init__(self, directory: Path, keep: bool, expected_size: int | None = None) -> None:
-        self.hasher = hashlib.sha256()
+    def __init__(
+        self,
+        directory: Path,
+        keep: bool,
+        expected_size: int | None = None,
+        hasher: _Hasher | None = None,
+    ) -> None:
+        self.hasher: _Hasher | None = hashlib.sha256() if hasher is None else hasher
         self.size = 0
         self.path: Path | None = None
         self._fd: int | None = None
@@ -111,8 +120,27 @@ class _Sink:
                     "free some space and upload it again"
                 ) from exc
 
+    @classmethod
+    def into(cls, path: Path, offset: int, hasher: _Hasher | None) -> _Sink:
+        """A sink writing into the existing file ``path`` from ``offset`` (one part of a
+        multipart upload); ``hasher`` is fed when the part is the next one in order,
+        ``None`` leaves the hashing to whoever reads the file back."""
+        sink = cls(path.parent, keep=False)
+        sink.hasher = hasher
+        try:
+            fd = os.open(path, os.O_WRONLY)
+            os.lseek(fd, offset, os.SEEK_SET)
+        except OSError as exc:
+            raise StorageUnavailable(
+                f"could not open the upload spool {path}: {exc.strerror}; upload it again"
+            ) from exc
+        sink._fd = fd
+        sink._direct = offset % DIRECT_ALIGNMENT == 0 and set_direct(fd, True)
+        return sink
+
     def hash(self, data: memoryview) -> None:
-        self.hasher.update(data)
+        if self.hasher is not None:
+            self.hasher.update(data)
         self.size += len(data)
 
     def write(self, data: memoryview) -> None:
@@ -236,6 +264,7 @@ async def receive_blob(
         except BaseExceptionGroup as group:
             raise _first_error(group) from None
         sink.close()
+        assert sink.hasher is not None
         actual = sink.hasher.hexdigest()
         if actual != sha256:
             raise DigestMismatch(
@@ -253,3 +282,32 @@ async def receive_blob(
         return BlobInfo(sha256=sha256, size=sink.size), not exists
     finally:
         sink.discard()
+
+
+async def receive_part(
+    path: Path,
+    offset: int,
+    length: int,
+    chunks: AsyncIterator[bytes],
+    hasher: _Hasher | None,
+) -> None:
+    """Write exactly ``length`` streamed bytes into the spool file ``path`` at ``offset``,
+    through the same buffered pipeline as ``receive_blob``; ``hasher`` (if given) is fed
+    the bytes in order. A short or long body raises ``DigestMismatch``."""
+    sink = _Sink.into(path, offset, hasher)
+    try:
+        try:
+            try:
+                await _pump(sink, chunks, length)
+            except BaseExceptionGroup as group:
+                raise _first_error(group) from None
+        except TooLarge:
+            raise DigestMismatch(
+                f"this part carries more than the {length} bytes it should; upload it again"
+            ) from None
+        if sink.size != length:
+            raise DigestMismatch(
+                f"received {sink.size} bytes for a part of {length} bytes; upload it again"
+            )
+    finally:
+        sink.close()

@@ -114,7 +114,10 @@ def _parse_base(text_ref: str) -> tuple[str, str, str]:
 
 
 def _registry_base(session: Session, version: Version) -> str | None:
-    """The adapter's ``base_model_name_or_path`` when it names a model repository here."""
+    """The adapter's base model link, else its ``base_model_name_or_path`` when that names a
+    model repository here (versions published before links existed)."""
+    if version.base_model_link:
+        return version.base_model_link
     named = version.base_model
     if not named:
         return None

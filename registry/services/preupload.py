@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from registry.config import Settings
 from registry.errors import InvalidInput
 from registry.services.hub import find_hub_repository
 from registry.services.hub_commits import commit_target
@@ -30,7 +31,13 @@ def _file(item: object) -> tuple[str, int]:
 
 
 def preupload(
-    session: Session, namespace: str, name: str, revision: str, body: dict[str, Any]
+    session: Session,
+    settings: Settings,
+    namespace: str,
+    name: str,
+    revision: str,
+    body: dict[str, Any],
+    user_agent: str | None,
 ) -> dict[str, Any]:
     files = body.get("files")
     if not isinstance(files, list) or len(files) > MAX_FILES:
@@ -40,6 +47,7 @@ def preupload(
     answers = []
     for item in files:
         path, size = _file(item)
-        answers.append({"path": path, "uploadMode": upload_mode(path, size), "shouldIgnore": False})
+        mode = upload_mode(size, settings=settings, user_agent=user_agent)
+        answers.append({"path": path, "uploadMode": mode, "shouldIgnore": False})
     head = target.base.digest[:40] if target.base is not None else None
     return {"files": answers, "commitOid": head}

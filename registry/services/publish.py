@@ -19,6 +19,7 @@ from registry.errors import BlobNotFound, Conflict, InvalidInput, MissingBlob
 from registry.schemas import FileEntry, PublishRequest, VersionOut
 from registry.services.aliases import point_alias
 from registry.services.audit import VERSION_PUBLISH, Caller, record_event
+from registry.services.base_models import card_with_usable_base, link_base_model
 from registry.services.names import check_alias_name, check_repository_name, repository_id
 from registry.services.repositories import lock_or_create_repository
 from registry.services.versions import version_out
@@ -126,6 +127,7 @@ def _commit_version(
     caller: Caller,
     lineage: dict[str, Any] | None = None,
     precondition: Precondition | None = None,
+    base_model_link: str | None = None,
 ) -> tuple[Repository, Version]:
     repo_id = repository_id(namespace, name)
     repository = lock_or_create_repository(session, namespace, name, request.kind, caller)
@@ -161,6 +163,7 @@ def _commit_version(
         kind=request.kind,
         size=sum(entry.size for entry in entries),
         base_model=metadata.get("base_model_name_or_path"),
+        base_model_link=base_model_link,
         adapter_metadata=metadata,
         card=card,
         lineage=lineage,
@@ -202,16 +205,37 @@ def _commit_version(
     return repository, version
 
 
+def _base_model_link(
+    session: Session, namespace: str, name: str, request: PublishRequest, metadata: dict[str, Any]
+) -> str | None:
+    if request.kind != "adapter":
+        if request.base_model:
+            raise InvalidInput(
+                "base_model links an adapter to the model it was trained on; leave it out "
+                "when pushing a model"
+            )
+        return None
+    setting = session.exec(
+        select(Repository.base_model_link).where(
+            Repository.namespace == namespace, Repository.name == name
+        )
+    ).first()
+    return link_base_model(
+        session, request.base_model, setting, metadata.get("base_model_name_or_path")
+    )
+
+
 def _validate(
+    session: Session,
     store: BlobStore,
     settings: Settings,
     namespace: str,
     name: str,
     request: PublishRequest,
     entries: list[ManifestEntry],
-) -> tuple[list[ManifestEntry], dict[str, Any], dict[str, Any]]:
-    """Check the files and read their metadata; ``(entries, metadata, card)``, where the
-    entries gain a generated model card when an adapter has none."""
+) -> tuple[list[ManifestEntry], dict[str, Any], dict[str, Any], str | None]:
+    """Check the files and read their metadata; ``(entries, metadata, card, base model
+    link)``, where the entries gain a generated model card when an adapter has none."""
     _check_blobs(store, entries)
     metadata: dict[str, Any] = {}
     if request.kind == "adapter":
@@ -224,16 +248,22 @@ def _validate(
     trainer_state = scan_trainer_state(entries, store.read_bytes)
     if trainer_state:
         metadata[TRAINER_STATE_KEY] = trainer_state
+    link = _base_model_link(session, namespace, name, request, metadata)
     card_entry = next((e for e in entries if e.path == MODEL_CARD), None)
     if card_entry is not None:
         card = load_model_card(card_entry, store.read_bytes, settings)
     elif request.kind == "adapter":
-        text = generate_model_card(repository_id(namespace, name), metadata)
+        card_metadata = metadata
+        if link is not None:
+            card_metadata = {**metadata, "base_model_name_or_path": link.partition("@")[0]}
+        text = generate_model_card(repository_id(namespace, name), card_metadata)
         entries = [*entries, store_bytes(store, settings, text.encode("utf-8"))]
         card = parse_model_card(text)
     else:
         card = {}
-    return entries, metadata, card
+    if request.kind == "adapter":
+        card = card_with_usable_base(card, link)
+    return entries, metadata, card, link
 
 
 def publish_version(
@@ -264,7 +294,9 @@ def publish_version(
     # A storage failure (a full disk, S3 gone) is a 503 with no path in it, never a 500;
     # the S3 store translates its own errors, the local disk's surface as OSError.
     with disk_errors("read the version's files or store its model card"):
-        entries, metadata, card = _validate(store, settings, namespace, name, request, entries)
+        entries, metadata, card, link = _validate(
+            session, store, settings, namespace, name, request, entries
+        )
     digest = manifest_digest(entries)
 
     begin_write(session)
@@ -281,6 +313,7 @@ def publish_version(
             caller,
             lineage,
             precondition,
+            base_model_link=link,
         )
         # Once more, under the blob rows just inserted: ``lorry gc`` may have deleted an
         # unreferenced blob that this push reused (see registry.services.gc).

@@ -10,6 +10,7 @@ from registry.db import begin_write
 from registry.errors import AliasNotFound, InvalidInput
 from registry.schemas import Repo, RepoUpdate
 from registry.services.audit import REPOSITORY_UPDATE, Caller, record_event
+from registry.services.base_models import check_base_reference
 from registry.services.names import check_alias_name, repository_id
 from registry.services.repositories import find_repository, repo_out
 from registry.tables import Alias
@@ -62,6 +63,16 @@ def update_repository(
         if update.description is not None and update.description != repository.description:
             before["description"], after["description"] = repository.description, update.description
             repository.description = update.description
+        if update.base_model is not None:
+            link = check_base_reference(session, update.base_model) if update.base_model else None
+            if repository.kind != "adapter" and link is not None:
+                raise InvalidInput(
+                    f"{repo_id} holds models; base_model links adapters to the model they "
+                    "were trained on"
+                )
+            if link != repository.base_model_link:
+                before["base_model"], after["base_model"] = repository.base_model_link, link
+                repository.base_model_link = link
         if update.tags is not None:
             tags = _check_tags(update.tags)
             if tags != list(repository.tags):
@@ -83,4 +94,4 @@ def update_repository(
         session.rollback()
         raise
     session.refresh(repository)
-    return repo_out(session, repository).model_copy(update={"main_alias": repository.main_alias})
+    return repo_out(session, repository)

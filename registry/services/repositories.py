@@ -9,6 +9,7 @@ from sqlmodel import Session, col, select
 from registry.errors import RepositoryNotFound
 from registry.schemas import Repo, RepoList
 from registry.services.audit import REPOSITORY_CREATE, Caller, record_event
+from registry.services.base_models import usable_base_model
 from registry.services.names import check_repository_name, repository_id
 from registry.services.visibility import EVERYTHING, Visibility
 from registry.tables import Alias, Repository, Version, utcnow
@@ -96,7 +97,9 @@ def repo_out(session: Session, row: Repository) -> Repo:
         created_at=row.created_at,
         latest_version=latest.number if latest else None,
         aliases={alias: number for alias, number in aliases},
-        base_model=latest.base_model if latest else None,
+        base_model=usable_base_model(latest.base_model_link, latest.base_model) if latest else None,
+        base_model_link=latest.base_model_link if latest else None,
+        base_model_setting=row.base_model_link,
         main_alias=row.main_alias,
     )
 

@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from composer.file_rules import PICKLE_EXTENSIONS
 from composer.paths import colliding_paths, path_problem
 from registry.config import Settings
 from registry.errors import InvalidInput, InvalidPath, PickleNotAllowed, TooLarge
@@ -40,7 +41,6 @@ __all__ = [
 BlobReader = Callable[[str, int, int], bytes]
 """``read(sha256, start, length)``: at most ``length`` bytes of a stored blob from ``start``."""
 
-PICKLE_EXTENSIONS = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".dill")
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 

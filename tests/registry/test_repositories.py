@@ -36,7 +36,10 @@ def test_repositories_are_found_by_text_namespace_tag_and_base_model(
     assert _ids(client, tag="tone") == ["acme/formal-tone"]
     assert _ids(client, tag="sql") == ["acme/sql-gen"]
     assert _ids(client, kind="model") == []
-    base = client.get(f"{API}/repos/acme/sql-gen").json()["base_model"]
+    # The adapters' base is a local directory: searchable, never shown as the base model.
+    assert client.get(f"{API}/repos/acme/sql-gen").json()["base_model"] is None
+    version = client.get(f"{API}/repos/acme/sql-gen/versions/latest").json()
+    base = version["metadata"]["base_model_name_or_path"]
     assert base
     assert len(_ids(client, base_model=base)) == 3
     assert _ids(client, base_model="other/base") == []

@@ -12,6 +12,8 @@ ALL = frozenset({"read", "write", "promote", "admin"})
 WRITE = frozenset({"write", "admin"})
 ADMIN = frozenset({"admin"})
 MOVE_ALIAS = frozenset({"write", "promote", "admin"})
+SIGNED = frozenset({"signature"})
+"""No scope: only the URL's signature (LFS upload URLs, ``registry.services.upload_urls``)."""
 
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("PATCH", "/api/v1/repos/{namespace}/{name}"): WRITE,
@@ -38,6 +40,11 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("DELETE", "/api/models/{namespace}/{name}/branch/{branch}"): MOVE_ALIAS,
     ("POST", "/api/models/{namespace}/{name}/tag/{revision}"): MOVE_ALIAS,
     ("DELETE", "/api/models/{namespace}/{name}/tag/{tag}"): MOVE_ALIAS,
+    ("POST", "/{namespace}/{name}.git/info/lfs/objects/batch"): WRITE,
+    ("POST", "/{namespace}/{name}.git/info/lfs/objects/verify"): WRITE,
+    ("PUT", "/api/lfs/uploads/{upload_id}"): SIGNED,
+    ("PUT", "/api/lfs/uploads/{upload_id}/parts/{number}"): SIGNED,
+    ("POST", "/api/lfs/complete/{upload_id}"): SIGNED,
 }
 """Which scopes may call each mutating endpoint (``admin`` implies every scope)."""
 
@@ -66,7 +73,10 @@ PATH_VALUES = {
     "branch": "staging",
     "tag": "v1",
     "ref": "1",
+    "upload_id": "0" * 32,
+    "number": "1",
 }
+FORGED_SIGNATURE = f"?oid={'0' * 64}&size=1&part_size=0&expires=9999999999&signature={'0' * 64}"
 
 
 def _mutating_operations(client: TestClient) -> list[tuple[str, str]]:
@@ -85,7 +95,9 @@ def _url(path: str) -> str:
 
 def _call(client: TestClient, method: str, path: str, headers: dict[str, str]) -> tuple[int, str]:
     url = _url(path)
-    if path.startswith("/api/v1/blobs"):
+    if path.startswith("/api/lfs/"):
+        response = client.request(method, url + FORGED_SIGNATURE, content=b"x", headers=headers)
+    elif path.startswith("/api/v1/blobs"):
         response = client.request(method, url, content=b"not the digest", headers=headers)
     elif "paths-info" in path:
         response = client.request(method, url, data={"paths": ["x"]}, headers=headers)
@@ -116,7 +128,9 @@ def test_each_scope_reaches_exactly_its_endpoints(
         status, body = _call(sqlite_client, method, path, headers)
         where = f"{scope} {method} {path}: {status} {body}"
         assert status < 500, where
-        if scope in allowed or (scope == "anonymous" and allowed == ALL):
+        if allowed == SIGNED:
+            assert status == 403 and "signature does not match" in body, where
+        elif scope in allowed or (scope == "anonymous" and allowed == ALL):
             assert status not in (401, 403), where
         elif scope == "anonymous":
             assert status == 401, where

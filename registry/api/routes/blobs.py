@@ -18,7 +18,7 @@ async def head_blob(store: BlobStoreDep, sha256: str) -> Response:
     return Response(status_code=200, headers={"Content-Length": str(size)})
 
 
-def _content_length(request: Request) -> int | None:
+def content_length(request: Request) -> int | None:
     value = request.headers.get("content-length")
     if value is None:
         return None
@@ -45,6 +45,6 @@ async def upload_blob(
 ) -> JSONResponse:
     """Upload a file's bytes under their sha256; the body is streamed, never held in memory."""
     info, created = await blobs.receive_blob(
-        store, settings, sha256, request.stream(), _content_length(request)
+        store, settings, sha256, request.stream(), content_length(request)
     )
     return JSONResponse(info.model_dump(), status_code=201 if created else 200)

@@ -123,10 +123,17 @@ def list_commits(
 
 @router.post("/api/models/{namespace}/{name}/preupload/{revision}")
 def preupload_files(
-    session: SessionDep, namespace: str, name: str, revision: str, body: JsonBody
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    namespace: str,
+    name: str,
+    revision: str,
+    body: JsonBody,
 ) -> dict[str, Any]:
-    """How each file will travel (`uploadMode`), as `registry.services.preupload` decides."""
-    return preupload.preupload(session, namespace, name, revision, body)
+    """How each file will travel (`uploadMode`), as `registry.services.upload_modes` decides."""
+    user_agent = request.headers.get("user-agent")
+    return preupload.preupload(session, settings, namespace, name, revision, body, user_agent)
 
 
 def _spool(settings: Settings) -> tempfile._TemporaryFileWrapper[bytes]:

@@ -14,5 +14,7 @@ def update_repository(
     session: SessionDep, caller: CallerDep, namespace: str, name: str, body: RepoUpdate
 ) -> Repo:
     """Change repository settings: `main_alias` (what `main` means to Hugging Face clients;
-    null or empty for the latest version), `description`, `tags`."""
+    null or empty for the latest version), `description`, `tags`, `base_model` (the model
+    repository `NAMESPACE/NAME[@REF]` that new adapter versions, Hub commits included,
+    link to; empty clears it)."""
     return repo_settings.update_repository(session, caller, namespace, name, body)

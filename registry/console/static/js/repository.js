@@ -5,13 +5,31 @@ import { digestElement, formatBytes, links, timeElement } from "./format.js";
 
 const PAGE_SIZE = 50;
 
+/** The base model: a link to its repository here, a Hub id, or nothing (a trainer's local path
+ * is never shown: the API leaves it out). */
+function baseModelFact(repo) {
+  if (repo.base_model_link) {
+    const [id] = repo.base_model_link.split("@");
+    return h("a", { href: links.repo(id) }, h("code", { class: "wrap" }, repo.base_model_link));
+  }
+  return repo.base_model ? h("code", { class: "wrap" }, repo.base_model) : "—";
+}
+
+/** The base model as the snippets load it through HF_ENDPOINT: a linked repository of this
+ * registry (id and revision), or a placeholder saying how to link one. */
+function snippetBase(repo) {
+  if (!repo.base_model_link) return { id: "<base model>", revision: null };
+  const [id, revision] = repo.base_model_link.split("@");
+  return { id, revision: revision || null };
+}
+
 function facts(repo) {
   const row = (term, value) => [h("dt", {}, term), h("dd", {}, value)];
   return h(
     "dl",
     { class: "facts" },
     row("Kind", repo.kind),
-    row("Base model", repo.base_model ? h("code", { class: "wrap" }, repo.base_model) : "—"),
+    row("Base model", baseModelFact(repo)),
     row(
       "Tags",
       repo.tags.length
@@ -135,7 +153,13 @@ function snippetsFor(repo, version, aliases, session) {
   const holder = h("div", { class: "snippets" });
   const build = () => {
     const revision = revisionSelect.value;
-    const base = repo.base_model || "<base model>";
+    const baseRef = snippetBase(repo);
+    const base = baseRef.id;
+    const baseRevision = baseRef.revision ? `, revision="${baseRef.revision}"` : "";
+    const unlinked = repo.base_model_link
+      ? ""
+      : `# link the base model: lorry push DIR ${repo.id} --base-model NAMESPACE/NAME, or\n` +
+        `# lorry's PATCH /api/v1/repos/${repo.id} {"base_model": "NAMESPACE/NAME"}\n`;
     const tokenLine = closed ? 'os.environ["HF_TOKEN"] = "lorry_…"  # a Lorry read token\n' : "";
     const cliToken = closed ? "LORRY_TOKEN=lorry_… " : "";
     const pull = `${cliToken}LORRY_URL=${endpoint} lorry pull ${repo.id}@${revision} ./${name}`;
@@ -151,7 +175,8 @@ function snippetsFor(repo, version, aliases, session) {
           tokenLine +
           "from peft import PeftModel\n" +
           "from transformers import AutoModelForCausalLM\n\n" +
-          `base = AutoModelForCausalLM.from_pretrained("${base}")\n` +
+          unlinked +
+          `base = AutoModelForCausalLM.from_pretrained("${base}"${baseRevision})\n` +
           `model = PeftModel.from_pretrained(base, "${repo.id}", revision="${revision}")\n`;
     const main = repo.main_alias ? `the alias ${repo.main_alias}` : "the latest version";
     const vllm =

@@ -1,0 +1,220 @@
+"""Push of a 1 GiB adapter through the Hub write API (``HfApi.upload_folder``), each path
+Lorry serves, beside ``lorry push`` and a plain copy, in one run.
+
+    python bench/hub_push.py [--size-mib 1024] [--rounds 1] [--json]
+
+It writes a valid LoRA adapter (``bench/transfer.py``'s ``write_adapter``: an
+adapter_model.safetensors of about ``--size-mib`` MiB), then, per round, times:
+
+- copy: ``shutil.copyfile`` of the safetensors file (an in-kernel copy on Linux);
+- lorry push: ``lorry push``'s client code (hash, HEAD, streamed PUT, commit);
+- hub regular (xet): ``upload_folder`` with hf_xet installed and active, the default
+  client: Lorry answers ``"regular"``, the file travels base64 in the NDJSON commit;
+- hub regular (no xet): the same with ``HF_HUB_DISABLE_XET=1`` (``create_commit``'s path);
+- hub lfs multipart: ``HF_HUB_DISABLE_XET=1 HF_HUB_USER_AGENT_ORIGIN=lorry-lfs``: the
+  file goes through the Git LFS batch API in 64 MiB parts (the server's default);
+- hub lfs basic: the same against a server whose ``LORRY_LFS_PART_BYTES`` exceeds the
+  file, so that it is one streamed ``PUT``.
+
+Every contender pushes to a fresh ``lorry serve`` (SQLite + blob directory in its own
+``LORRY_HOME``, so nothing is deduplicated) started before its clock starts; each
+client runs in its own process (huggingface_hub reads its switches at import) and
+times only the push itself. After each push the bench checks that the version holds
+the file under its sha256. It prints throughputs, the ratio of each Hub path to
+``lorry push`` (target >= 0.8), the server's peak resident memory while receiving
+(target < 300 MB) and the client's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+for entry in (str(ROOT), str(ROOT / "bench")):
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+
+from transfer import ServerMonitor, _settle, running_server, write_adapter  # noqa: E402
+
+MiB = 1024 * 1024
+TARGET_RATIO = 0.8
+TARGET_RSS_MB = 300.0
+REPO = "bench/hub-push"
+
+CONTENDERS: dict[str, dict[str, str]] = {
+    "lorry push": {},
+    "hub regular (xet)": {},
+    "hub regular (no xet)": {"HF_HUB_DISABLE_XET": "1"},
+    "hub lfs multipart": {"HF_HUB_DISABLE_XET": "1", "HF_HUB_USER_AGENT_ORIGIN": "lorry-lfs"},
+    "hub lfs basic": {"HF_HUB_DISABLE_XET": "1", "HF_HUB_USER_AGENT_ORIGIN": "lorry-lfs"},
+}
+SERVER_ENV: dict[str, dict[str, str]] = {
+    "hub lfs basic": {"LORRY_LFS_PART_BYTES": str(64 * 1024 * MiB)}
+}
+
+
+def _client(mode: str, url: str, directory: Path) -> dict[str, float]:
+    """One push, in this (fresh) process: seconds and peak RSS."""
+    if mode == "lorry push":
+        from cli.client import LorryClient
+        from cli.transfer import push_directory
+
+        with LorryClient(url) as client:
+            started = time.perf_counter()
+            push_directory(client, directory, REPO)
+            seconds = time.perf_counter() - started
+    else:
+        from huggingface_hub import HfApi
+
+        api = HfApi(endpoint=url, token=False)
+        api.create_repo(REPO, exist_ok=True)
+        started = time.perf_counter()
+        api.upload_folder(repo_id=REPO, folder_path=directory, commit_message="bench")
+        seconds = time.perf_counter() - started
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"seconds": seconds, "client_peak_rss": peak_kib * 1024}
+
+
+@dataclass
+class Result:
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    server_peak_rss: dict[str, int] = field(default_factory=dict)
+    client_peak_rss: dict[str, int] = field(default_factory=dict)
+    server_rss_idle: int = 0
+
+    def add(self, name: str, seconds: float, server_rss: int, client_rss: int) -> None:
+        self.seconds.setdefault(name, []).append(seconds)
+        self.server_peak_rss[name] = max(self.server_peak_rss.get(name, 0), server_rss)
+        self.client_peak_rss[name] = max(self.client_peak_rss.get(name, 0), client_rss)
+
+    def mib_per_s(self, name: str, size: int) -> float:
+        return size / MiB / statistics.median(self.seconds[name])
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(8 * MiB):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _push(name: str, adapter: Path, weights_sha: str, work: Path, result: Result) -> None:
+    home = Path(tempfile.mkdtemp(prefix="home-", dir=work))
+    saved = {key: os.environ.get(key) for key in SERVER_ENV.get(name, {})}
+    os.environ.update(SERVER_ENV.get(name, {}))
+    try:
+        with running_server(home) as (url, process):
+            env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+            env.update({"HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"})
+            env.update({"HF_HOME": str(home / "hf"), "PYTHONPATH": str(ROOT)})
+            env.update(CONTENDERS[name])
+            command = [sys.executable, __file__, "--client", name, "--url", url, str(adapter)]
+            _settle(adapter / "adapter_model.safetensors")
+            idle = process.memory_info().rss
+            with ServerMonitor(process) as monitor:
+                done = subprocess.run(command, env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"{name} failed:\n{done.stdout}\n{done.stderr}")
+            client = json.loads(done.stdout.strip().splitlines()[-1])
+            files = httpx.get(f"{url}/api/v1/repos/{REPO}/versions/latest", timeout=60).json()
+            stored = {entry["path"]: entry["sha256"] for entry in files["files"]}
+            if stored.get("adapter_model.safetensors") != weights_sha:
+                raise SystemExit(f"{name}: the version does not hold the pushed weights")
+            result.server_rss_idle = max(result.server_rss_idle, idle)
+            result.add(name, client["seconds"], monitor.peak, int(client["client_peak_rss"]))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def run(size_mib: int, rounds: int, workdir: Path | None) -> tuple[Result, int]:
+    work = Path(tempfile.mkdtemp(prefix="lorry-hub-bench-", dir=workdir))
+    try:
+        adapter = work / "adapter"
+        weights = write_adapter(adapter, size_mib)
+        size = weights.stat().st_size
+        weights_sha = _sha256(weights)
+        result = Result()
+        for _ in range(rounds):
+            target = work / "copy.safetensors"
+            _settle(weights)
+            started = time.perf_counter()
+            shutil.copyfile(weights, target)
+            result.add("copy", time.perf_counter() - started, 0, 0)
+            target.unlink()
+            for name in CONTENDERS:
+                _push(name, adapter, weights_sha, work, result)
+        return result, size
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(result: Result, size: int) -> None:
+    base = result.mib_per_s("lorry push", size)
+    copy = result.mib_per_s("copy", size)
+    print(f"file: {size / MiB:.0f} MiB, rounds: {len(result.seconds['copy'])}")
+    columns = ("MiB/s", 8), ("/copy", 6), ("/push", 6), ("server RSS", 11), ("client RSS", 11)
+    print(f"{'contender':<22} " + " ".join(f"{title:>{width}}" for title, width in columns))
+    for name in result.seconds:
+        speed = result.mib_per_s(name, size)
+        server = result.server_peak_rss[name] / 1e6
+        client = result.client_peak_rss[name] / 1e6
+        print(
+            f"{name:<22} {speed:8.0f} {speed / copy:6.2f} {speed / base:6.2f} "
+            f"{server:9.0f}MB {client:9.0f}MB"
+        )
+    print(f"server idle RSS: {result.server_rss_idle / 1e6:.0f} MB")
+    for name in CONTENDERS:
+        if not name.startswith("hub"):
+            continue
+        ratio = result.mib_per_s(name, size) / base
+        rss = result.server_peak_rss[name] / 1e6
+        verdict = "ok" if ratio >= TARGET_RATIO and rss < TARGET_RSS_MB else "MISSES TARGET"
+        print(
+            f"{name}: {ratio:.2f} of lorry push (target >= {TARGET_RATIO}), server peak "
+            f"{rss:.0f} MB (target < {TARGET_RSS_MB:.0f}): {verdict}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("directory", nargs="?", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        print(json.dumps(_client(args.client, args.url, args.directory)))
+        return
+    result, size = run(args.size_mib, args.rounds, args.workdir)
+    if args.json:
+        speeds = {name: result.mib_per_s(name, size) for name in result.seconds}
+        print(json.dumps({"file_bytes": size, "mib_per_s": speeds, **result.__dict__}))
+        return
+    report(result, size)
+
+
+if __name__ == "__main__":
+    main()
