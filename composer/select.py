@@ -37,9 +37,11 @@ def magnitude_bits(block: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     return torch.abs(block, out=out).view(torch.int32)
 
 
-def _add_counts(hist: torch.Tensor, keys: torch.Tensor, valid: torch.Tensor | None) -> None:
+def _add_counts(
+    hist: torch.Tensor, keys: torch.Tensor, valid: torch.Tensor | None, portable: bool
+) -> None:
     """``hist[key] += 1`` for each key (where ``valid``)."""
-    if keys.device.type == "cpu":
+    if not portable:
         if valid is not None:
             keys = keys[valid]
         hist[: hist.numel()].add_(torch.bincount(keys.reshape(-1), minlength=hist.numel()))
@@ -61,13 +63,13 @@ def _bin_of_rank(hist: torch.Tensor, rank: torch.Tensor) -> tuple[torch.Tensor, 
 class TopSet:
     """The ``k`` largest magnitudes of a module under the tie rule of this module."""
 
-    def __init__(self, k: int, numel: int, device: torch.device) -> None:
+    def __init__(self, k: int, numel: int, device: torch.device, portable: bool) -> None:
         self.k = k
         self.everything = k >= numel
         self.nothing = k <= 0
         self.threshold = torch.zeros((), dtype=torch.int32, device=device)
         self.quota = torch.zeros((), dtype=torch.int64, device=device)
-        self._ordered = device.type != "cpu"
+        self._ordered = portable
         self._seen = torch.zeros((), dtype=torch.int64, device=device)
 
     def _settle(self, bits: torch.Tensor, above: torch.Tensor, ties: torch.Tensor) -> None:
@@ -96,23 +98,35 @@ class TopSet:
 
 
 def select_top(
-    counts: list[int], numel: int, device: torch.device, blocks: BitBlocks
+    counts: list[int],
+    numel: int,
+    device: torch.device,
+    blocks: BitBlocks,
+    *,
+    portable: bool | None = None,
 ) -> list[TopSet]:
-    """One ``TopSet`` per count in ``counts``, found in two passes over ``blocks()``."""
-    sets = [TopSet(k, numel, device) for k in counts]
+    """One ``TopSet`` per count in ``counts``, found in two passes over ``blocks()``.
+
+    ``portable`` (the default on an accelerator) keeps every step on the device,
+    with no data-dependent shape and no host round-trip; on CPU the default takes
+    cheaper data-dependent shortcuts with the same result.
+    """
+    if portable is None:
+        portable = device.type != "cpu"
+    sets = [TopSet(k, numel, device, portable) for k in counts]
     pending = [item for item in sets if not (item.everything or item.nothing)]
     if not pending:
         return sets
     high = torch.zeros(_HIGH + 1, dtype=torch.int64, device=device)
     for _, _, bits in blocks():
-        _add_counts(high, bits >> 16, None)
+        _add_counts(high, bits >> 16, None, portable)
     found = [_bin_of_rank(high[:_HIGH], torch.tensor(item.k, device=device)) for item in pending]
     lows = [torch.zeros(_LOW + 1, dtype=torch.int64, device=device) for _ in pending]
     for _, _, bits in blocks():
         key = bits >> 16
         low = bits & (_LOW - 1)
         for (bin_index, _), hist in zip(found, lows, strict=True):
-            _add_counts(hist, low, key == bin_index)
+            _add_counts(hist, low, key == bin_index, portable)
     for item, (bin_index, above_bin), hist in zip(pending, found, lows, strict=True):
         low_index, above_low = _bin_of_rank(hist[:_LOW], item.k - above_bin)
         item._settle((bin_index << 16) | low_index, above_bin + above_low, hist[low_index])
