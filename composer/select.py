@@ -69,6 +69,7 @@ class TopSet:
         self.nothing = k <= 0
         self.threshold = torch.zeros((), dtype=torch.int32, device=device)
         self.quota = torch.zeros((), dtype=torch.int64, device=device)
+        self._portable = portable
         self._ordered = portable
         self._seen = torch.zeros((), dtype=torch.int64, device=device)
 
@@ -92,9 +93,17 @@ class TopSet:
         if not self._ordered:
             return bits >= self.threshold
         tied = bits == self.threshold
-        rank = tied.reshape(-1).cumsum(0).reshape(bits.shape) + self._seen
-        self._seen += tied.sum()
-        return (bits > self.threshold) | (tied & (rank <= self.quota))
+        if self._portable:
+            rank = tied.reshape(-1).cumsum(0).reshape(bits.shape) + self._seen
+            self._seen += tied.sum()
+            return (bits > self.threshold) | (tied & (rank <= self.quota))
+        # CPU: a block rarely holds a tie; take the first ones still within the quota.
+        kept = bits > self.threshold
+        positions = tied.reshape(-1).nonzero().reshape(-1)
+        take = max(0, min(positions.numel(), int(self.quota - self._seen)))
+        kept.reshape(-1)[positions[:take]] = True
+        self._seen += positions.numel()
+        return kept
 
 
 def select_top(

@@ -43,32 +43,46 @@ class SparseConfig:
     lambda_: float
 
 
-def _elect(deltas: list[torch.Tensor], consensus: str) -> torch.Tensor:
-    """``True`` where the elected sign is positive."""
+def _elect(deltas: list[torch.Tensor], consensus: str, ones: torch.Tensor) -> torch.Tensor:
+    """The elected sign, +1 or -1 per element (mergekit: ``total >= 0`` is +1).
+
+    ``copysign`` reads -0.0 as negative, but a sum is -0.0 only when every term
+    is -0.0, and then no delta agrees with either sign.
+    """
     if consensus == "sum":
-        total = deltas[0].clone()
-        for delta in deltas[1:]:
+        total = torch.add(deltas[0], deltas[1]) if len(deltas) > 1 else deltas[0].clone()
+        for delta in deltas[2:]:
             total += delta
-        return total >= 0
-    votes = deltas[0].sign()
-    for delta in deltas[1:]:
-        votes += delta.sign()
-    return votes >= 0
+    else:
+        total = deltas[0].sign()
+        for delta in deltas[1:]:
+            total += delta.sign()
+    return torch.copysign(ones, total, out=total)
 
 
 def _disjoint(
     deltas: list[torch.Tensor], weights: torch.Tensor, consensus: str, normalize: bool
 ) -> torch.Tensor:
-    positive = _elect(deltas, consensus)
-    mixed = divisor = None
+    """``sum_i d_i [sign(d_i) = elected]`` (and the matching sum of weights), exactly.
+
+    With ``e`` the elected sign, ``d * e`` is exact and ``sum_i max(d_i e, 0)`` is
+    ``e`` times mergekit's sum, term by term in the same order (rounding is
+    symmetric), so multiplying back by ``e`` gives mergekit's bits.
+    """
+    ones = torch.ones_like(deltas[0])
+    elected = _elect(deltas, consensus, ones)
+    zero = torch.zeros((), dtype=deltas[0].dtype, device=deltas[0].device)
+    mixed: torch.Tensor | None = None
+    divisor: torch.Tensor | None = None
     for index, delta in enumerate(deltas):
-        agrees = torch.where(positive, delta > 0, delta < 0)
-        term = delta.mul_(agrees)
-        mixed = term if mixed is None else mixed.add_(term)
+        aligned = delta.mul_(elected)
         if normalize:
-            share = weights[index] * agrees
+            share = torch.where(aligned > 0, weights[index], zero)
             divisor = share if divisor is None else divisor.add_(share)
+        aligned.clamp_(min=0)
+        mixed = aligned if mixed is None else mixed.add_(aligned)
     assert mixed is not None
+    mixed.mul_(elected)
     if divisor is not None:
         mixed.div_(divisor.masked_fill_(divisor == 0, 1))
     return mixed

@@ -155,8 +155,10 @@ class _Magnitude(Sparsifier):
         bits = self._abs_bits(block)
         keep = top.keep(bits)
         if not outliers.nothing:
-            keep &= ~outliers.keep(bits)
-        return block.mul_(keep)
+            keep &= outliers.keep(bits).logical_not_()
+        # Dropped elements become +0 where mergekit's x * 0 keeps the sign of x: the
+        # merged result adds a +0 base at the end, which erases the difference.
+        return block.masked_fill_(keep.logical_not_(), 0.0)
 
 
 class _Drawn(Sparsifier):
@@ -166,7 +168,7 @@ class _Drawn(Sparsifier):
         super().__init__(source)
         self._density = density
         self._epsilon = epsilon
-        self._kept = torch.empty(0, dtype=torch.bool, device=source.device)
+        self._dropped = torch.empty(0, dtype=torch.bool, device=source.device)
 
     def _probabilities(self, block: torch.Tensor) -> torch.Tensor:
         density, epsilon = self._density, self._epsilon
@@ -184,16 +186,17 @@ class _Drawn(Sparsifier):
 
     def _select(self, generator: torch.Generator | None) -> None:
         shape = self.source.shape
-        self._kept = torch.empty(shape, dtype=torch.bool, device=self.source.device)
+        self._dropped = torch.empty(shape, dtype=torch.bool, device=self.source.device)
         uniform = torch.empty(0, device=self.source.device)
         for start, stop, block in self._blocks():
             if uniform.shape != block.shape:
                 uniform = torch.empty_like(block)
             uniform.uniform_(generator=generator)
-            torch.lt(uniform, self._probabilities(block), out=self._kept[start:stop])
+            # u >= p drops exactly what bernoulli's u < p does not keep
+            torch.ge(uniform, self._probabilities(block), out=self._dropped[start:stop])
 
     def _mask(self, start: int, stop: int, block: torch.Tensor) -> torch.Tensor:
-        return block.mul_(self._kept[start:stop])
+        return block.masked_fill_(self._dropped[start:stop], 0.0)
 
 
 def make_sparsifier(
