@@ -553,6 +553,9 @@ def main() -> None:
     parser.add_argument(
         "--full-8b", action="store_true", help="only the whole 8B r=16 pair, TIES -> r16 (minutes)"
     )
+    parser.add_argument(
+        "--sparse-threads", type=int, default=0, help="torch threads of the sparse compose runs"
+    )
     parser.add_argument("--child-sparse", help=argparse.SUPPRESS)
     parser.add_argument("--skip-adapters", action="store_true")
     parser.add_argument("--skip-merged", action="store_true")
@@ -571,6 +574,8 @@ def main() -> None:
         child(args)
         return
     if args.child_sparse:
+        if args.torch_threads:
+            torch.set_num_threads(args.torch_threads)
         compose_child(Path(args.child_sparse), Path(args.out))
         return
     torch.set_grad_enabled(False)
@@ -579,7 +584,9 @@ def main() -> None:
         work = Path(tmp)
         if args.sparse or args.full_8b:
             shapes = projection_shapes(**LLAMA3_8B) if args.full_8b else None
-            bench_sparse(work, write_adapter, read_factors, Path(__file__), shapes)
+            bench_sparse(
+                work, write_adapter, read_factors, Path(__file__), shapes, args.sparse_threads
+            )
             return
         if not args.skip_adapters:
             bench_adapters(work, args.layers, args.ties_exact)

@@ -57,11 +57,13 @@ def compose_child(recipe_file: Path, out: Path) -> None:
     print(json.dumps({"seconds": seconds, "peak_rss_mb": peak, "max_error": max(errors)}))
 
 
-def _compose(work: Path, method: str, adapters: list[Path], script: Path) -> dict[str, float]:
+def _compose(
+    work: Path, method: str, adapters: list[Path], script: Path, threads: int
+) -> dict[str, float]:
     recipe_file = work / f"{method}.json"
     recipe_file.write_text(json.dumps(_recipe(method, adapters)))
     command = [sys.executable, str(script), "--child-sparse", str(recipe_file)]
-    command += ["--out", str(work / f"out-{method}")]
+    command += ["--out", str(work / f"out-{method}"), "--torch-threads", str(threads)]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -90,6 +92,7 @@ def bench_sparse(
     read_factors: Any,
     script: Path,
     full_shapes: dict[str, tuple[int, int]] | None,
+    threads: int = 0,
 ) -> list[str]:
     """Print and return the lines of the sparse benchmark."""
     lines: list[str] = []
@@ -101,9 +104,12 @@ def bench_sparse(
     if full_shapes is None:
         adapters = [write_adapter(work / f"slice-{i}", 1, SLICE, seed=100 + i) for i in range(2)]
         factors = [read_factors(item) for item in adapters]
-        say(f"sparse slice (q/up/down of one 8B layer, r=16 pair, density 0.5); {_load()}")
+        say(
+            f"sparse slice (q/up/down of one 8B layer, r=16 pair, density 0.5), compose on "
+            f"{threads or torch.get_num_threads()} torch threads; {_load()}"
+        )
         for method, target in (("ties", 0.15), ("dare_ties", 0.35)):
-            ours = _compose(work, method, adapters, script)
+            ours = _compose(work, method, adapters, script, threads)
             theirs = _mergekit_seconds(method, factors)
             ratio = ours["seconds"] / theirs
             verdict = "met" if ratio <= target else "MISSED"
@@ -117,7 +123,7 @@ def bench_sparse(
         adapters = [
             write_adapter(work / f"full-{i}", 32, full_shapes, seed=200 + i) for i in range(2)
         ]
-        ours = _compose(work, "ties", adapters, script)
+        ours = _compose(work, "ties", adapters, script, threads)
         verdict = "met" if ours["seconds"] <= 360 else "MISSED"
         say(
             f"full Llama-3-8B r=16 pair, TIES -> r16, 224 modules: {ours['seconds']:.0f} s "
