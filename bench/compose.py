@@ -5,6 +5,8 @@ Not a test; run it by hand:
     python bench/compose.py                 # 2 layers of 8B shapes + a 1.1B-parameter base
     python bench/compose.py --quick         # smaller merged base (4 layers), same adapter part
     python bench/compose.py --layers 4 --ties-exact
+    python bench/compose.py --sparse        # sparse slice: compose vs mergekit (issue 20)
+    python bench/compose.py --full-8b       # whole 8B r=16 pair, TIES -> r16 (minutes)
 
 Everything is generated locally (random weights) in a temporary directory.
 Targets (issue 4):
@@ -37,6 +39,8 @@ from safetensors.torch import save_file
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.compose_sparse import bench_sparse, compose_child  # noqa: E402
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 LLAMA3_8B = {"hidden": 4096, "intermediate": 14336, "kv": 1024}
@@ -541,6 +545,18 @@ def main() -> None:
     parser.add_argument(
         "--ties-exact", action="store_true", help="also time TIES with the exact SVD"
     )
+    parser.add_argument(
+        "--sparse",
+        action="store_true",
+        help="only the sparse slice: compose vs mergekit (issue 20)",
+    )
+    parser.add_argument(
+        "--full-8b", action="store_true", help="only the whole 8B r=16 pair, TIES -> r16 (minutes)"
+    )
+    parser.add_argument(
+        "--sparse-threads", type=int, default=0, help="torch threads of the sparse compose runs"
+    )
+    parser.add_argument("--child-sparse", help=argparse.SUPPRESS)
     parser.add_argument("--skip-adapters", action="store_true")
     parser.add_argument("--skip-merged", action="store_true")
     parser.add_argument(
@@ -557,10 +573,21 @@ def main() -> None:
     if args.child:
         child(args)
         return
+    if args.child_sparse:
+        if args.torch_threads:
+            torch.set_num_threads(args.torch_threads)
+        compose_child(Path(args.child_sparse), Path(args.out))
+        return
     torch.set_grad_enabled(False)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
     with tempfile.TemporaryDirectory(prefix="lorry-bench-", dir=args.workdir) as tmp:
         work = Path(tmp)
+        if args.sparse or args.full_8b:
+            shapes = projection_shapes(**LLAMA3_8B) if args.full_8b else None
+            bench_sparse(
+                work, write_adapter, read_factors, Path(__file__), shapes, args.sparse_threads
+            )
+            return
         if not args.skip_adapters:
             bench_adapters(work, args.layers, args.ties_exact)
         if not args.skip_merged:

@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 
 from composer.adapters import FactorReader
+from composer.blocks import DeltaSource
 from composer.lowrank import LowRankFactors, RankSpec, reduce_dense, reduce_stacked, stack_factors
 from composer.methods import (
     DeltaMethod,
@@ -75,10 +76,10 @@ def _dense(
     seed: int,
     device: torch.device,
 ) -> torch.Tensor:
-    deltas = [torch.zeros(shape, dtype=torch.float32, device=device) for _ in inputs]
+    sources = [DeltaSource(shape=shape, device=device) for _ in inputs]
     for index, scale, a, b in reader.contributions(module):
-        deltas[index] = scale * (b @ a)
-    return method.merge(deltas, inputs, shared, seed=module_seed(seed, module))
+        sources[index] = DeltaSource(shape=shape, device=device, a=a, b=b, scale=scale)
+    return method.merge(sources, inputs, shared, seed=module_seed(seed, module))
 
 
 def module_delta(

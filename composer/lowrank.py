@@ -7,7 +7,9 @@ comes from QR of the stacked factors and an SVD of the small ``R x R`` core; the
 truncation is read off the core's singular values.
 
 Dense deltas (sparse methods) go back to factors by a truncated SVD: exact
-(``torch.linalg.svd``) or randomised (``torch.svd_lowrank``, seeded).
+(``torch.linalg.svd``) or randomised (``composer.rsvd``, seeded). The
+factorisations run on one thread (``composer.threads``), so the published bytes
+do not depend on the thread count.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+
+from composer.rsvd import randomized_svd, relative_residual
+from composer.threads import single_threaded
 
 __all__ = [
     "LowRankFactors",
@@ -107,9 +112,10 @@ def reduce_stacked(a_s: torch.Tensor, b_s: torch.Tensor, spec: RankSpec) -> LowR
     stacked_rank = a_s.shape[0]
     if spec == "exact" or (isinstance(spec, int) and spec >= stacked_rank):
         return LowRankFactors(a=a_s, b=b_s, error=0.0)
-    q_b, r_b = torch.linalg.qr(b_s)
-    q_a, r_a = torch.linalg.qr(a_s.T)
-    u, s, vh = torch.linalg.svd(r_b @ r_a.T, full_matrices=False)
+    with single_threaded(b_s.device):
+        q_b, r_b = torch.linalg.qr(b_s)
+        q_a, r_a = torch.linalg.qr(a_s.T)
+        u, s, vh = torch.linalg.svd(r_b @ r_a.T, full_matrices=False)
     rank = choose_rank(s, spec, (b_s.shape[0], a_s.shape[1]))
     a_core, b_core = _split(u, s, vh, rank)
     return LowRankFactors(a=a_core @ q_a.T, b=q_b @ b_core, error=_tail_error(s, rank))
@@ -134,15 +140,12 @@ def reduce_dense(
         # within float32 round-off of the top singular vectors for LoRA-sized ranks;
         # the error below is measured, never assumed.
         q = min(spec + max(_MIN_OVERSAMPLE, spec), min(shape))
-        devices = [delta.device] if delta.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            u, s, v = torch.svd_lowrank(delta, q=q, niter=_POWER_ITERATIONS)
+        u, s, v = randomized_svd(delta, q=q, niter=_POWER_ITERATIONS, seed=seed)
         a, b = _split(u, s, v.T, spec)
-        norm = float(torch.linalg.matrix_norm(delta.double()))
-        residual = float(torch.linalg.matrix_norm((delta - b @ a).double()))
-        return LowRankFactors(a=a, b=b, error=residual / norm if norm else 0.0)
-    u, s, vh = torch.linalg.svd(delta, full_matrices=False)
+        a, b = a.contiguous(), b.contiguous()
+        return LowRankFactors(a=a, b=b, error=relative_residual(delta, b, a))
+    with single_threaded(delta.device):
+        u, s, vh = torch.linalg.svd(delta, full_matrices=False)
     rank = choose_rank(s, spec, shape)
     a, b = _split(u, s, vh, rank)
     return LowRankFactors(a=a.contiguous(), b=b.contiguous(), error=_tail_error(s, rank))

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
+from composer.blocks import DeltaSource
+
 __all__ = [
     "DeltaMethod",
     "InputParameters",
@@ -78,10 +80,13 @@ class DeltaMethod(MergeMethod):
     @abstractmethod
     def merge(
         self,
-        deltas: Sequence[torch.Tensor],
+        sources: Sequence[DeltaSource],
         inputs: Sequence[InputParameters],
         shared: SharedParameters,
         *,
         seed: int,
     ) -> torch.Tensor:
-        """The merged delta of one module; ``seed`` drives every random draw."""
+        """The merged delta of one module (float32); ``seed`` drives every random draw.
+
+        ``sources[i]`` forms input i's delta a block of rows at a time.
+        """

@@ -2,8 +2,11 @@
 
 Plain task arithmetic is a weighted sum, so it stays exact and low rank. The
 sparse methods are configurations of mergekit's ``GeneralizedTaskArithmeticMerge``
-and run through ``mergekit.merge_methods.merge_tensors`` on the true deltas of
-one module, with a zero base prepended (so ``base + merged delta`` is the delta).
+(its parameters, defaults and semantics, with a zero base), computed by Lorry's
+own kernels (``composer.sparse_merge``, ``composer.sparsify``) on the true deltas
+of one module, formed a block of rows at a time. ``mergekit_method`` and
+``mergekit_parameters`` give the equivalent ``merge_tensors`` call, which the
+tests run side by side.
 """
 
 from __future__ import annotations
@@ -13,13 +16,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from mergekit.merge_methods import merge_tensors
 from mergekit.merge_methods.generalized_task_arithmetic import (
     ConsensusMethod,
     GeneralizedTaskArithmeticMerge,
 )
 from mergekit.sparsify import SparsificationMethod
 
+from composer.blocks import DeltaSource
 from composer.methods.base import (
     DeltaMethod,
     InputParameters,
@@ -27,6 +30,7 @@ from composer.methods.base import (
     SharedParameters,
 )
 from composer.methods.linear import normalised_weights
+from composer.sparse_merge import SparseConfig, merge_sparse
 
 __all__ = ["SparseTaskArithmetic", "TaskArithmeticMethod"]
 
@@ -112,27 +116,43 @@ class SparseTaskArithmetic(DeltaMethod):
                 parameters[key] = value
         return parameters
 
+    def sparse_config(
+        self, inputs: Sequence[InputParameters], shared: SharedParameters
+    ) -> SparseConfig:
+        """The method's parameters resolved as mergekit resolves them (its defaults)."""
+        defaults = {spec.name: spec.default for spec in self._method.spec.parameters}
+        method = self.mergekit_method(shared.consensus_method)
+        sparsification = method.sparsification_method
+        assert sparsification is not None
+        consensus = method.consensus_method
+
+        def per_input(key: str) -> list[float]:
+            default = float(defaults.get(key) or 0.0)
+            values = [getattr(item, key) for item in inputs]
+            return [default if value is None else value for value in values]
+
+        return SparseConfig(
+            sparsification=sparsification.value,
+            consensus=None if consensus is None else consensus.value,
+            weights=[item.weight for item in inputs],
+            densities=per_input("density"),
+            gammas=per_input("gamma"),
+            epsilons=per_input("epsilon"),
+            normalize=bool(defaults["normalize"] if shared.normalize is None else shared.normalize),
+            rescale=bool(defaults["rescale"] if shared.rescale is None else shared.rescale),
+            lambda_=1.0 if shared.lambda_ is None else shared.lambda_,
+        )
+
     def merge(
         self,
-        deltas: Sequence[torch.Tensor],
+        sources: Sequence[DeltaSource],
         inputs: Sequence[InputParameters],
         shared: SharedParameters,
         *,
         seed: int,
     ) -> torch.Tensor:
-        base = torch.zeros_like(deltas[0])
-        method = self.mergekit_method(shared.consensus_method)
-        parameters = self.mergekit_parameters(inputs, shared)
-        devices = [deltas[0].device] if deltas[0].device.type == "cuda" else []
-        # mergekit draws from torch's global generator; fork it so that the caller's
-        # random state is left as it was and every module gets its own seeded stream.
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            merged: torch.Tensor = merge_tensors(
-                [base, *deltas],
-                method,
-                parameters=parameters,
-                base_index=0,
-                dtype=deltas[0].dtype,
-            )
-        return merged
+        generator = None
+        if self.random:
+            # One stream per module, as mergekit's global one after manual_seed(seed).
+            generator = torch.Generator(device=sources[0].device).manual_seed(seed)
+        return merge_sparse(sources, self.sparse_config(inputs, shared), generator)
