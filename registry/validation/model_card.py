@@ -64,7 +64,8 @@ _COLLECTION_END = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
 def _refuse(event: yaml.Event, problem: str) -> NoReturn:
-    raise yaml.MarkedYAMLError(problem=problem, problem_mark=event.start_mark)
+    mark: Any = event.start_mark  # libyaml's Mark is not PyYAML's type, but reads the same
+    raise yaml.MarkedYAMLError(problem=problem, problem_mark=mark)
 
 
 def _check_events(block: str) -> None:

@@ -114,7 +114,7 @@ def _parse_tensor(name: str, entry: object, what: str) -> TensorInfo:
                 and all(type(d) is int and d >= 0 for d in shape)
                 and math.prod(shape) * bits == (end - start) * 8
             ):
-                return TensorInfo(dtype=dtype, shape=tuple(shape), start=start, end=end)
+                return TensorInfo(dtype=str(dtype), shape=tuple(shape), start=start, end=end)
     return _check_tensor(name, entry, what)
 
 
