@@ -19,6 +19,7 @@ from registry.config import Settings
 from registry.console import mount_console
 from registry.db import create_engine_for, ensure_migrated
 from registry.jobs import open_job_queue
+from registry.services.access_log import AccessLog
 from registry.storage import open_blob_store
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         await anyio.to_thread.run_sync(job_queue.start)
         app.state.job_queue = job_queue
+        access_log.start()
         logger.info(
             "Lorry ready: database %s, blobs %s",
             engine.url.render_as_string(hide_password=True),
@@ -54,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await anyio.to_thread.run_sync(job_queue.stop)
+            await anyio.to_thread.run_sync(access_log.stop)
             engine.dispose()
 
     app = FastAPI(
@@ -64,6 +67,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    access_log = AccessLog(
+        engine,
+        flush_s=settings.access_log_flush_s,
+        max_pending=settings.access_log_max_pending,
+    )
+    app.state.access_log = access_log
     install_error_handlers(app)
     register_error_type(app, ComposerError, composer_error_status)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_json_body_bytes)

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     """A running job whose heartbeat is older than this is taken as orphaned by a dead process."""
     job_max_attempts: int = Field(default=2, ge=1)
     """Runs of one job before an orphaned job is failed instead of retried."""
+    access_log_flush_s: float = Field(default=1.0, gt=0, le=60)
+    """How often the downloads recorded in memory are written to the access log: what a
+    killed server process may lose at most."""
+    access_log_max_pending: int = Field(default=100_000, ge=1000)
+    """Download records kept in memory while the database is unreachable (oldest dropped)."""
     compose_module_delay_s: float = Field(default=0.0, ge=0)
     """Test aid: a pause after each composed module, to make a job slow enough to interrupt."""
 

@@ -45,6 +45,7 @@ class Repo(_Schema):
     aliases: dict[str, int]
     base_model: str | None
     main_alias: str | None = None
+    downloads: int = Field(default=0, description="files downloaded, all versions")
 
 
 class RepoList(_Schema):
@@ -67,6 +68,7 @@ class VersionOut(_Schema):
     card: dict[str, Any]
     aliases: list[str]
     lineage: dict[str, Any] | None
+    downloads: int = Field(default=0, description="files of this version downloaded")
 
 
 class VersionList(_Schema):

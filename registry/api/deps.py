@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from registry.auth import resolve_principal
 from registry.config import Settings
+from registry.services.access_log import AccessLog
 from registry.services.audit import Caller
 from registry.services.principals import Principal
 from registry.storage.base import BlobStore
@@ -57,11 +58,17 @@ def get_request_id(request: Request) -> str | None:
     return request_id
 
 
+def get_access_log(request: Request) -> AccessLog:
+    access_log: AccessLog = request.app.state.access_log
+    return access_log
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 BlobStoreDep = Annotated[BlobStore, Depends(get_blob_store)]
 ActorDep = Annotated[str, Depends(current_actor)]
 RequestIdDep = Annotated[str | None, Depends(get_request_id)]
+AccessLogDep = Annotated[AccessLog, Depends(get_access_log)]
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -8,6 +8,7 @@ from sqlmodel import Session, col, select
 
 from registry.errors import RepositoryNotFound
 from registry.schemas import Repo, RepoList
+from registry.services.access_log import repository_downloads
 from registry.services.audit import REPOSITORY_CREATE, Caller, record_event
 from registry.services.names import check_repository_name, repository_id
 from registry.services.principals import namespace_condition
@@ -98,6 +99,7 @@ def repo_out(session: Session, row: Repository) -> Repo:
         aliases={alias: number for alias, number in aliases},
         base_model=latest.base_model if latest else None,
         main_alias=row.main_alias,
+        downloads=repository_downloads(session, repository_id(row.namespace, row.name)),
     )
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from registry.schemas import FileEntry, VersionList, VersionOut
+from registry.services.access_log import version_downloads
 from registry.services.names import repository_id
 from registry.services.refs import resolve_ref
 from registry.services.repositories import find_repository
@@ -21,8 +22,9 @@ def version_out(session: Session, repository: Repository, row: Version) -> Versi
     aliases = session.exec(
         select(Alias.name).where(Alias.version_id == row.id).order_by(col(Alias.name))
     ).all()
+    repo_id = repository_id(repository.namespace, repository.name)
     return VersionOut(
-        repository=repository_id(repository.namespace, repository.name),
+        repository=repo_id,
         version=row.number,
         digest=f"sha256:{row.digest}",
         commit=row.digest[:40],
@@ -36,6 +38,7 @@ def version_out(session: Session, repository: Repository, row: Version) -> Versi
         card=row.card,
         aliases=list(aliases),
         lineage=row.lineage,
+        downloads=version_downloads(session, repo_id, row.number),
     )
 
 

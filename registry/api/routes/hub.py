@@ -22,7 +22,7 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from registry.api.deps import BlobStoreDep, CallerDep, SessionDep
+from registry.api.deps import AccessLogDep, BlobStoreDep, CallerDep, SessionDep
 from registry.api.downloads import file_response
 from registry.errors import (
     AliasNotFound,
@@ -197,6 +197,7 @@ def resolve_file(
     session: SessionDep,
     store: BlobStoreDep,
     caller: CallerDep,
+    access_log: AccessLogDep,
     namespace: str,
     name: str,
     revision: str,
@@ -226,7 +227,9 @@ def resolve_file(
     else:
         response = file_response(request, store, file)
         response.headers.update(hub_headers)
-    pulls.record_served_file(session, caller, request, file, response, via="hub", revision=revision)
+    pulls.record_served_file(
+        access_log, caller, request, file, response, via="hub", revision=revision
+    )
     return response
 
 

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from registry.api.deps import BlobStoreDep, CallerDep, SessionDep, SettingsDep
+from registry.api.deps import AccessLogDep, BlobStoreDep, CallerDep, SessionDep, SettingsDep
 from registry.api.downloads import file_response
 from registry.schemas import PublishRequest, VersionList, VersionOut
 from registry.services import derived_files, publish, pulls, versions
@@ -55,10 +55,11 @@ def download_file(
     ref: str,
     path: str,
     caller: CallerDep,
+    access_log: AccessLogDep,
 ) -> Response:
     file = derived_files.find_file(session, namespace, name, ref, path)
     response = file_response(request, store, file)
-    pulls.record_served_file(session, caller, request, file, response, via="api", revision=ref)
+    pulls.record_served_file(access_log, caller, request, file, response, via="api", revision=ref)
     return response
 
 
