@@ -33,7 +33,8 @@ and a message that says what was wrong and how to fix it. One handler in
     ├── Forbidden                   403 forbidden
     ├── TokenNotFound (NotFound)    404 token_not_found
     ├── PolicyNotFound (NotFound)   404 policy_not_found
-    └── InsecureConfiguration       (startup only) insecure_configuration
+    ├── InsecureConfiguration       (startup only) insecure_configuration
+    └── UnsupportedConfiguration    (startup only) unsupported_configuration
 """
 
 from __future__ import annotations
@@ -181,4 +182,12 @@ class InsecureConfiguration(LorryError):
     """(startup only) A server on a non-loopback address without an admin token."""
 
     code = "insecure_configuration"
+    status_code = 503
+
+
+class UnsupportedConfiguration(LorryError):
+    """(startup only) Settings that this backend cannot serve, such as several server
+    processes on SQLite."""
+
+    code = "unsupported_configuration"
     status_code = 503

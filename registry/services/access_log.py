@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, func, insert
+from sqlalchemy import Engine, bindparam, func, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
@@ -221,9 +221,17 @@ def query_access(
     return AccessList(items=[pull_out(row) for row in rows], total=total)
 
 
+_VERSION_DOWNLOADS = select(col(DownloadCount.downloads)).where(
+    col(DownloadCount.repository) == bindparam("repository"),
+    col(DownloadCount.version) == bindparam("version"),
+)
+
+
 def version_downloads(session: Session, repository: str, version: int) -> int:
-    row = session.get(DownloadCount, (repository, version))
-    return row.downloads if row is not None else 0
+    found = session.connection().execute(
+        _VERSION_DOWNLOADS, {"repository": repository, "version": version}
+    )
+    return int(found.scalar() or 0)
 
 
 def repository_downloads(session: Session, repository: str) -> int:

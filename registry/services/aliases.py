@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from registry.db import begin_write
@@ -53,10 +54,47 @@ def list_aliases(session: Session, namespace: str, name: str) -> AliasList:
     return AliasList(items=[_alias_out(session, repository, row) for row in rows])
 
 
+_ALIAS_TARGET = (
+    select(
+        col(Alias.updated_by),
+        col(Alias.updated_at),
+        col(Alias.reason),
+        col(Version.number),
+        col(Version.digest),
+    )
+    .join(Version, col(Version.id) == col(Alias.version_id))
+    .join(Repository, col(Repository.id) == col(Alias.repository_id))
+    .where(
+        col(Repository.namespace) == bindparam("namespace"),
+        col(Repository.name) == bindparam("name"),
+        col(Alias.name) == bindparam("alias"),
+    )
+)
+"""Built once (see ``registry.services.refs``): an alias and what it points at."""
+
+
 def get_alias(session: Session, namespace: str, name: str, alias: str) -> AliasOut:
+    """One query on the hot path (a deployment asks this on every poll); the slower
+    lookups below run only to name what is missing."""
     check_alias_name(alias)
-    repository = find_repository(session, namespace, name)
-    return _alias_out(session, repository, _find_alias(session, repository, alias))
+    found = (
+        session.connection()
+        .execute(_ALIAS_TARGET, {"namespace": namespace, "name": name, "alias": alias})
+        .first()
+    )
+    if found is None:
+        repository = find_repository(session, namespace, name)
+        return _alias_out(session, repository, _find_alias(session, repository, alias))
+    updated_by, updated_at, reason, number, digest = found
+    return AliasOut(
+        repository=repository_id(namespace, name),
+        name=alias,
+        version=number,
+        digest=f"sha256:{digest}",
+        updated_by=updated_by,
+        updated_at=updated_at,
+        reason=reason,
+    )
 
 
 def point_alias(

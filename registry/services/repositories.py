@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import String, cast, func, or_
+from sqlalchemy import String, bindparam, cast, func, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -14,12 +14,15 @@ from registry.services.names import check_repository_name, repository_id
 from registry.services.principals import namespace_condition
 from registry.tables import Alias, Repository, Version, utcnow
 
+_REPOSITORY = select(Repository).where(
+    col(Repository.namespace) == bindparam("namespace"), col(Repository.name) == bindparam("name")
+)
+"""Built once: see ``registry.services.refs``."""
+
 
 def find_repository(session: Session, namespace: str, name: str) -> Repository:
     check_repository_name(namespace, name)
-    row = session.exec(
-        select(Repository).where(Repository.namespace == namespace, Repository.name == name)
-    ).first()
+    row = session.exec(_REPOSITORY, params={"namespace": namespace, "name": name}).first()
     if row is None:
         raise RepositoryNotFound(
             f"repository {repository_id(namespace, name)} does not exist; "

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from registry.api.deps import AccessLogDep, BlobStoreDep, CallerDep, SessionDep, SettingsDep
 from registry.api.downloads import file_response
@@ -37,8 +38,9 @@ def list_versions(
 
 
 @router.get("/{ref}")
-def get_version(session: SessionDep, namespace: str, name: str, ref: str) -> VersionOut:
-    return versions.get_version(session, namespace, name, ref)
+async def get_version(session: SessionDep, namespace: str, name: str, ref: str) -> VersionOut:
+    # One thread hop (see routes.aliases.get_alias).
+    return await run_in_threadpool(versions.get_version, session, namespace, name, ref)
 
 
 @router.get(
