@@ -125,7 +125,9 @@ def gc(
     """List blobs that no version references; with --delete, delete them.
 
     Blobs uploaded within the grace period are kept: a push may be about to
-    commit a version that references them.
+    commit a version that references them. Also lists (and with --delete removes)
+    the upload spool files and job directories that crashed processes left in
+    LORRY_HOME/tmp; never one that a live upload or job still uses.
     """
     if local:
         from cli.token_commands import _local_caller, _local_session
@@ -145,6 +147,7 @@ def gc(
                     grace_minutes=settings.gc_grace_minutes
                     if grace_minutes is None
                     else grace_minutes,
+                    scratch_dir=settings.tmp_dir,
                 ).model_dump(mode="json")
         except LorryError as exc:
             fail(exc.message, exc.code)
@@ -160,9 +163,14 @@ def gc(
     for blob in report["unreferenced"]:
         mark = "deleted" if blob["sha256"] in report["deleted"] else "unreferenced"
         typer.echo(f"{mark}  sha256:{blob['sha256']}  {blob['size']} bytes")
+    scratch_mark = "removed" if not report["dry_run"] else "left by a crash"
+    for entry in report.get("scratch", []):
+        typer.echo(f"{scratch_mark}  tmp/{entry['name']}  {entry['bytes']} bytes")
     summary = (
         f"{len(report['unreferenced'])} unreferenced blob(s), {report['bytes']} bytes; "
-        f"{report['kept_recent']} younger than {report['grace_minutes']} min kept"
+        f"{report['kept_recent']} younger than {report['grace_minutes']} min kept; "
+        f"{len(report.get('scratch', []))} scratch entr(ies) left by crashes, "
+        f"{report.get('scratch_bytes', 0)} bytes"
     )
     if report["dry_run"]:
         summary += "; nothing deleted (dry run: add --delete)"

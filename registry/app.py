@@ -24,6 +24,7 @@ from registry.jobs import open_job_queue
 from registry.services.access_log import AccessLog
 from registry.services.principal_cache import PrincipalCache
 from registry.storage import open_blob_store
+from registry.storage.scratch import reclaim
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await anyio.to_thread.run_sync(check_exposure, settings, engine)
         app.state.blob_store = await anyio.to_thread.run_sync(open_blob_store, settings)
         settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        await anyio.to_thread.run_sync(reclaim, settings.tmp_dir)
         job_queue = open_job_queue(
             engine, app.state.blob_store, settings, run_jobs=settings.embedded_worker
         )

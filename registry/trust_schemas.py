@@ -113,6 +113,11 @@ class GcBlob(_Schema):
     size: int
 
 
+class GcScratch(_Schema):
+    name: str = Field(description="the entry under LORRY_HOME/tmp (no path)")
+    bytes: int = Field(description="disk space it holds")
+
+
 class GcReport(_Schema):
     dry_run: bool
     grace_minutes: int
@@ -120,3 +125,9 @@ class GcReport(_Schema):
     deleted: list[str]
     kept_recent: int = Field(description="unreferenced blobs younger than the grace period")
     bytes: int = Field(description="total size of the unreferenced blobs listed")
+    scratch: list[GcScratch] = Field(
+        default_factory=list,
+        description="upload spool files and job directories that a crashed process left in "
+        "LORRY_HOME/tmp (removed with delete; never one that a live upload or job uses)",
+    )
+    scratch_bytes: int = Field(default=0, description="total size of those entries")

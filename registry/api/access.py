@@ -1,4 +1,5 @@
-"""Namespace checks that a route can only make after reading its body (compositions, jobs).
+"""Namespace checks that a route can only make after reading its body (compositions, jobs),
+and the caller's ``Visibility`` that every read hands to its service.
 
 ``authorize`` (mounted on the router) checks the scope a route needs on the
 namespace in its path; a composition names its namespaces inside the body (the
@@ -13,15 +14,16 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from registry.auth import resolve_principal
+from registry.auth import principal_of
 from registry.errors import Forbidden
+from registry.services.visibility import Visibility
 
 AccessCheck = Callable[[str, str], None]
 """``check(scope, namespace)`` raises ``Forbidden`` unless the caller has it."""
 
 
-def get_access_check(request: Request) -> AccessCheck:
-    principal = resolve_principal(request)
+async def get_access_check(request: Request) -> AccessCheck:
+    principal = await principal_of(request)
 
     def check(scope: str, namespace: str) -> None:
         if not principal.allows(scope, namespace):
@@ -34,3 +36,12 @@ def get_access_check(request: Request) -> AccessCheck:
 
 
 AccessCheckDep = Annotated[AccessCheck, Depends(get_access_check)]
+
+
+async def get_visibility(request: Request) -> Visibility:
+    # Async: the principal is known once ``authorize`` ran, so no thread hop is needed.
+    return Visibility.of(await principal_of(request))
+
+
+VisibilityDep = Annotated[Visibility, Depends(get_visibility)]
+"""The namespaces the caller may read (``registry.services.visibility``)."""

@@ -27,6 +27,7 @@ from registry.jobs.base import QUEUES
 from registry.jobs.execute import JobRunner, worker_name
 from registry.services.jobs import queued_job_ids, recover_stale_jobs
 from registry.storage.base import BlobStore
+from registry.storage.scratch import reclaim
 
 logger = logging.getLogger(__name__)
 
@@ -177,5 +178,6 @@ class DistributedQueue:
                 manager = self._worker_app.job_manager
                 for job in await manager.get_stalled_jobs(task_name=TASK_NAME):
                     await manager.finish_job(job, status=Status.FAILED, delete_job=False)
+                await anyio.to_thread.run_sync(reclaim, self._settings.tmp_dir)
             except Exception:
                 logger.exception("the stale-job sweep failed")

@@ -18,6 +18,7 @@ from registry.config import Settings
 from registry.jobs.execute import JobRunner
 from registry.services.jobs import queued_job_ids, recover_stale_jobs
 from registry.storage.base import BlobStore
+from registry.storage.scratch import reclaim
 
 logger = logging.getLogger(__name__)
 
@@ -75,5 +76,6 @@ class EmbeddedQueue:
             try:
                 for job_id, queue_name in recover_stale_jobs(self._engine, self._settings):
                     self.enqueue(job_id, queue_name)
+                reclaim(self._settings.tmp_dir)
             except Exception:
                 logger.exception("the stale-job sweep failed")

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -34,6 +32,7 @@ from registry.services.jobs import append_log, finish_cancelled, job_action, job
 from registry.services.names import repository_id
 from registry.services.publish import manifest_digest, publish_version
 from registry.storage.base import BlobStore
+from registry.storage.scratch import scratch_directory, storage_unavailable
 from registry.tables import ComposeJob, Repository, Version, VersionFile, utcnow
 from registry.validation import ManifestEntry
 
@@ -131,6 +130,11 @@ class JobRunner:
         except (composer.ComposerError, LorryError) as exc:
             error = (exc.code, exc.message)
             logger.info("job %s failed: %s: %s", job_id, *error)
+            return self._finish(job_id, worker, caller, "failed", error)
+        except OSError as exc:
+            translated = storage_unavailable("write the job's files", exc)
+            error = (translated.code, translated.message)
+            logger.warning("job %s failed: %s: %s (%s)", job_id, *error, exc)
             return self._finish(job_id, worker, caller, "failed", error)
         except Exception as exc:
             logger.exception("job %s failed unexpectedly", job_id)
@@ -282,9 +286,7 @@ class JobRunner:
 
     def _compose_and_publish(self, job: ComposeJob, worker: str) -> tuple[int, str, str]:
         """Compose and publish; ``(version, digest hex, note)``."""
-        self.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f"job-{job.id}-", dir=self.settings.tmp_dir))
-        try:
+        with scratch_directory(self.settings.tmp_dir, f"job-{job.id}-") as work:
             root = work / "inputs"
             for ref, files in self._input_files(job).items():
                 materialise(self.store, files, root / ref)
@@ -316,8 +318,6 @@ class JobRunner:
                     lineage=self._lineage(job, result),
                 )
             return published.version, published.digest.removeprefix("sha256:"), "published"
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
 
     def _requeue(self, job_id: str, worker: str) -> str | None:
         with Session(self.engine) as session:

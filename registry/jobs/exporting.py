@@ -8,10 +8,7 @@ leaves no export row (at most an unreferenced blob, which ``lorry gc`` collects)
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
@@ -23,6 +20,7 @@ from registry.services.audit import Caller
 from registry.services.derived_files import record_export
 from registry.services.exports import BASE_CONFIG
 from registry.storage.base import BlobStore
+from registry.storage.scratch import scratch_directory
 from registry.tables import ComposeJob, Repository, Version, VersionFile
 
 if TYPE_CHECKING:
@@ -98,9 +96,7 @@ def build_export(
     from composer.export import export_gguf
 
     spec = job.recipe
-    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"export-{job.id}-", dir=settings.tmp_dir))
-    try:
+    with scratch_directory(settings.tmp_dir, f"export-{job.id}-") as work:
         source_dir = work / "source"
         materialise(store, _files(engine, spec["source"]), source_dir)
         base_dir = None
@@ -128,8 +124,6 @@ def build_export(
                 size=size,
                 lineage=_lineage(job, result),
             )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     if reused:
         return number, digest, f"an identical {spec['path']} existed"
     return number, digest, f"exported {spec['path']} (sha256:{sha256}, {size} bytes)"

@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from registry.access_schemas import AccessList, AccessRecordOut
-from registry.services.principals import namespace_condition
+from registry.services.visibility import EVERYTHING, Visibility
 from registry.tables import AccessRecord, DownloadCount
 
 logger = logging.getLogger(__name__)
@@ -191,15 +191,11 @@ def query_access(
     until: datetime | None = None,
     limit: int = 100,
     offset: int = 0,
-    namespaces: tuple[str, ...] | None = None,
+    visible: Visibility = EVERYTHING,
 ) -> AccessList:
     """Records matching every given filter, newest first; ``until`` is exclusive.
-    ``namespaces`` (patterns) keeps only records of repositories in them."""
-    conditions = []
-    if namespaces is not None:
-        conditions.append(
-            namespace_condition(col(AccessRecord.repository), namespaces, repository=True)
-        )
+    ``visible`` keeps only records of repositories the caller may read."""
+    conditions = [visible.where(col(AccessRecord.repository), repository=True)]
     if repository is not None:
         conditions.append(col(AccessRecord.repository) == repository)
     if version is not None:

@@ -11,7 +11,8 @@ from sqlmodel import Session, col, select
 
 from registry.schemas import AuditEventOut, AuditList
 from registry.services.audit_chain import defer_event
-from registry.services.principals import LOCAL, Principal, namespace_condition
+from registry.services.principals import LOCAL, Principal
+from registry.services.visibility import EVERYTHING, Visibility
 from registry.tables import AuditEvent, utcnow
 
 REPOSITORY_CREATE = "repository.create"
@@ -96,15 +97,11 @@ def query_audit(
     until: datetime | None = None,
     limit: int = 100,
     offset: int = 0,
-    namespaces: tuple[str, ...] | None = None,
+    visible: Visibility = EVERYTHING,
 ) -> AuditList:
     """Events matching every given filter, newest first; ``until`` is exclusive.
-    ``namespaces`` (patterns) keeps only events of repositories in them."""
-    conditions = []
-    if namespaces is not None:
-        conditions.append(
-            namespace_condition(col(AuditEvent.repository), namespaces, repository=True)
-        )
+    ``visible`` keeps only events of repositories the caller may read."""
+    conditions = [visible.where(col(AuditEvent.repository), repository=True)]
     if repository is not None:
         conditions.append(col(AuditEvent.repository) == repository)
     if action is not None:

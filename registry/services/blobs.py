@@ -7,7 +7,6 @@ import hashlib
 import mmap
 import os
 import re
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from registry.errors import (
 )
 from registry.schemas import BlobInfo
 from registry.storage.base import BlobStore
+from registry.storage.scratch import ScratchLock, new_file
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _BATCH_BYTES = 8 * 1024 * 1024
@@ -59,6 +59,17 @@ def _too_large(limit: int) -> TooLarge:
     )
 
 
+def _new_spool(directory: Path) -> tuple[int, Path, ScratchLock]:
+    """A locked ``upload-*.part`` spool file (``registry.storage.scratch``)."""
+    try:
+        return new_file(directory, "upload-", ".part")
+    except OSError as exc:
+        raise StorageUnavailable(
+            f"could not create a spool file for the upload: {exc.strerror}; check that the "
+            "data directory is writable and has free space"
+        ) from exc
+
+
 class _Sink:
     """A temp file and a running sha256, fed one buffer at a time from worker threads:
     ``hash`` and ``write`` of the same buffer run in parallel (both release the GIL).
@@ -76,12 +87,11 @@ class _Sink:
         self.size = 0
         self.path: Path | None = None
         self._fd: int | None = None
+        self._lock: ScratchLock | None = None
         self._direct = False
         if keep:
-            directory.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(dir=directory, prefix="upload-", suffix=".part")
-            self._fd, self.path = fd, Path(name)
-            self._direct = set_direct(fd, True)
+            self._fd, self.path, self._lock = _new_spool(directory)
+            self._direct = set_direct(self._fd, True)
             if expected_size:
                 self._preallocate(expected_size)
 
@@ -97,7 +107,7 @@ class _Sink:
             if exc.errno == errno.ENOSPC:
                 self.discard()
                 raise StorageUnavailable(
-                    f"no space left under {self.path.parent} for an upload of {size} bytes; "
+                    f"no space left on the server for an upload of {size} bytes; "
                     "free some space and upload it again"
                 ) from exc
 
@@ -119,7 +129,7 @@ class _Sink:
                 view = view[written:]
         except OSError as exc:
             raise StorageUnavailable(
-                f"could not spool the upload under {self.path}: {exc.strerror}; "
+                f"could not spool the upload: {exc.strerror}; "
                 "check that the data directory is writable and has free space"
             ) from exc
 
@@ -139,6 +149,9 @@ class _Sink:
         self.close()
         if self.path is not None:
             self.path.unlink(missing_ok=True)
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 async def _consume(

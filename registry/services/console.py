@@ -13,10 +13,11 @@ from registry.config import Settings
 from registry.console_schemas import AuditFacets, RenderedCard, WhoAmI
 from registry.errors import InvalidModelCard, TooLarge
 from registry.services.names import repository_id
-from registry.services.principals import SCOPES, Principal, namespace_condition, visible_namespaces
+from registry.services.principals import SCOPES, Principal
 from registry.services.refs import resolve_ref
 from registry.services.repositories import find_repository
 from registry.services.tokens import tokens_exist
+from registry.services.visibility import Visibility
 from registry.storage.base import BlobStore
 from registry.tables import AuditEvent, VersionFile
 from registry.validation import MODEL_CARD
@@ -104,14 +105,9 @@ def rendered_card(
     )
 
 
-def audit_facets(session: Session, principal: Principal) -> AuditFacets:
-    """Distinct actions and actors among the audit events ``principal`` may read."""
-    namespaces = visible_namespaces(principal)
-    conditions = []
-    if namespaces is not None:
-        conditions.append(
-            namespace_condition(col(AuditEvent.repository), namespaces, repository=True)
-        )
+def audit_facets(session: Session, visible: Visibility) -> AuditFacets:
+    """Distinct actions and actors among the audit events the caller may read."""
+    conditions = [visible.where(col(AuditEvent.repository), repository=True)]
 
     def values(column: Any) -> list[str]:
         query = select(column).where(*conditions).distinct().order_by(column).limit(MAX_FACETS)

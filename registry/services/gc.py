@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import delete, exists
 from sqlalchemy.dialects import postgresql, sqlite
@@ -33,9 +34,10 @@ from sqlmodel import Session, col, select
 from registry.db import begin_write
 from registry.errors import BlobNotFound
 from registry.services.audit import Caller, record_event
+from registry.storage import scratch
 from registry.storage.base import BlobStore
 from registry.tables import Blob, VersionExport, VersionFile, utcnow
-from registry.trust_schemas import GcBlob, GcReport
+from registry.trust_schemas import GcBlob, GcReport, GcScratch
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +86,14 @@ def collect_garbage(
     *,
     delete_blobs: bool = False,
     grace_minutes: int = 60,
+    scratch_dir: Path | None = None,
 ) -> GcReport:
-    """List (and with ``delete_blobs``, delete) blobs that no version references."""
+    """List (and with ``delete_blobs``, delete) blobs that no version references, and the
+    scratch entries under ``scratch_dir`` that crashed uploads and jobs left
+    (``registry.storage.scratch``)."""
+    left: list[scratch.Leftover] = []
+    if scratch_dir is not None:
+        left = scratch.reclaim(scratch_dir) if delete_blobs else scratch.leftovers(scratch_dir)
     now = utcnow()
     stored = list(store.iter_digests())
     session.rollback()
@@ -137,4 +145,6 @@ def collect_garbage(
         deleted=deleted,
         kept_recent=kept_recent,
         bytes=sum(blob.size for blob in unreferenced),
+        scratch=[GcScratch(name=item.name, bytes=item.bytes) for item in left],
+        scratch_bytes=sum(item.bytes for item in left),
     )

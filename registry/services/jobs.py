@@ -26,7 +26,8 @@ from registry.db import begin_write
 from registry.errors import Conflict, InvalidInput, JobNotFound
 from registry.export_schemas import JobExport
 from registry.services.audit import Caller, record_event
-from registry.services.principals import WRITE, namespace_condition
+from registry.services.principals import WRITE
+from registry.services.visibility import EVERYTHING, Visibility
 from registry.tables import ComposeJob, Repository, Version, VersionExport, utcnow
 
 logger = logging.getLogger(__name__)
@@ -147,15 +148,16 @@ def describe_job(session: Session, row: ComposeJob, *, reused: bool = False) -> 
     return job_out(row, reused=reused, export=job_export(session, row))
 
 
-def find_job(session: Session, job_id: str) -> ComposeJob:
+def find_job(session: Session, job_id: str, visible: Visibility = EVERYTHING) -> ComposeJob:
+    """The job; one whose target the caller may not read is as absent as a missing one."""
     row = session.get(ComposeJob, job_id)
-    if row is None:
+    if row is None or not visible.repository(row.target):
         raise JobNotFound(f"there is no job {job_id!r}; list jobs with `lorry jobs`")
     return row
 
 
-def get_job(session: Session, job_id: str) -> JobOut:
-    return describe_job(session, find_job(session, job_id))
+def get_job(session: Session, job_id: str, visible: Visibility = EVERYTHING) -> JobOut:
+    return describe_job(session, find_job(session, job_id, visible))
 
 
 def list_jobs(
@@ -165,13 +167,11 @@ def list_jobs(
     repository: str | None = None,
     limit: int = 50,
     offset: int = 0,
-    namespaces: tuple[str, ...] | None = None,
+    visible: Visibility = EVERYTHING,
 ) -> JobList:
-    """Jobs matching the filters, newest first; ``namespaces`` (patterns) keeps only jobs
-    whose target lies in them."""
-    conditions: list[Any] = []
-    if namespaces is not None:
-        conditions.append(namespace_condition(col(ComposeJob.target), namespaces, repository=True))
+    """Jobs matching the filters, newest first; ``visible`` keeps only jobs whose target the
+    caller may read."""
+    conditions: list[Any] = [visible.where(col(ComposeJob.target), repository=True)]
     if state is not None:
         if state not in JOB_STATES:
             raise InvalidInput(f"unknown job state {state!r}; use one of {', '.join(JOB_STATES)}")
@@ -218,10 +218,12 @@ def cancel_job(
     caller: Caller,
     job_id: str,
     check_access: Callable[[str, str], None] | None = None,
+    visible: Visibility = EVERYTHING,
 ) -> JobOut:
     """Cancel a queued job at once; ask a running one to stop after its current module."""
+    target = find_job(session, job_id, visible).target
     if check_access is not None:
-        check_access(WRITE, find_job(session, job_id).target.split("/", 1)[0])
+        check_access(WRITE, target.split("/", 1)[0])
     try:
         row = _lock_job(session, job_id)
         if row.state in FINISHED_STATES:

@@ -1,5 +1,11 @@
 """Lineage of composed versions: the ancestry tree, and what derives from a version
-(versions composed from it, and files exported from it)."""
+(versions composed from it, and files exported from it).
+
+Both respect the caller's ``Visibility``. A version's parents are part of its own record
+(its metadata and model card name them, written by someone who could read them), so they
+are shown, but the ancestry of a parent in a namespace the caller may not read is not.
+What derives from a version lives in other repositories: only versions the caller may
+read are listed, and the walk does not pass through the others."""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from registry.services.exports import exports_of
 from registry.services.names import repository_id
 from registry.services.refs import resolve_ref
 from registry.services.repositories import find_repository
+from registry.services.visibility import EVERYTHING, Visibility
 from registry.tables import Alias, Repository, Version
 
 MAX_DEPTH = 32
@@ -38,15 +45,18 @@ def _find_by_digest(session: Session, repository: str, digest_hex: str) -> Versi
     return row
 
 
-def _node(session: Session, repository: str, row: Version, depth: int) -> LineageNode:
+def _node(
+    session: Session, repository: str, row: Version, depth: int, visible: Visibility
+) -> LineageNode:
     lineage = row.lineage or {}
     parents = []
     for parent in lineage.get("parents", []):
         digest_hex = str(parent["digest"]).removeprefix("sha256:")
-        found = _find_by_digest(session, parent["repository"], digest_hex)
         sub = None
-        if found is not None and depth < MAX_DEPTH:
-            sub = _node(session, parent["repository"], found, depth + 1)
+        if visible.repository(parent["repository"]) and depth < MAX_DEPTH:
+            found = _find_by_digest(session, parent["repository"], digest_hex)
+            if found is not None:
+                sub = _node(session, parent["repository"], found, depth + 1, visible)
         parents.append(
             LineageParent(
                 repository=parent["repository"],
@@ -68,14 +78,18 @@ def _node(session: Session, repository: str, row: Version, depth: int) -> Lineag
     )
 
 
-def get_lineage(session: Session, namespace: str, name: str, ref: str) -> LineageNode:
+def get_lineage(
+    session: Session, namespace: str, name: str, ref: str, visible: Visibility = EVERYTHING
+) -> LineageNode:
     """The version's ancestry: its parents, their parents, ... (empty for a pushed version)."""
     repository = find_repository(session, namespace, name)
     row = resolve_ref(session, repository, ref)
-    return _node(session, repository_id(namespace, name), row, 0)
+    return _node(session, repository_id(namespace, name), row, 0, visible)
 
 
-def get_derived(session: Session, namespace: str, name: str, ref: str) -> DerivedList:
+def get_derived(
+    session: Session, namespace: str, name: str, ref: str, visible: Visibility = EVERYTHING
+) -> DerivedList:
     """Every version composed from this one, directly or through other compositions,
     with the aliases that point at each (``production`` and the like); and the files
     exported from this one (GGUF)."""
@@ -86,6 +100,7 @@ def get_derived(session: Session, namespace: str, name: str, ref: str) -> Derive
         select(Version, Repository)
         .join(Repository, col(Repository.id) == col(Version.repository_id))
         .where(col(Version.lineage).is_not(None))
+        .where(visible.where(col(Repository.namespace), repository=False))
         .order_by(col(Version.id))
     ).all()
     children: dict[tuple[str, str], list[tuple[Version, str]]] = {}

@@ -18,6 +18,7 @@ from registry.db import begin_write
 from registry.errors import Conflict, Forbidden, PolicyNotFound
 from registry.services.audit import Caller, record_event
 from registry.services.principals import PROMOTE
+from registry.services.visibility import EVERYTHING, Visibility
 from registry.tables import AliasPolicy, utcnow
 from registry.trust_schemas import PolicyCreate, PolicyList, PolicyOut
 
@@ -85,9 +86,16 @@ def create_policy(session: Session, caller: Caller, body: PolicyCreate) -> Polic
     return _policy_out(row)
 
 
-def list_policies(session: Session) -> PolicyList:
+def list_policies(session: Session, visible: Visibility = EVERYTHING) -> PolicyList:
+    """The rules that may apply to a repository the caller may read."""
     rows = session.exec(select(AliasPolicy).order_by(col(AliasPolicy.id))).all()
-    return PolicyList(items=[_policy_out(row) for row in rows])
+    return PolicyList(
+        items=[
+            _policy_out(row)
+            for row in rows
+            if visible.overlaps(row.repository_pattern.split("/", 1)[0])
+        ]
+    )
 
 
 def delete_policy(session: Session, caller: Caller, policy_id: int) -> None:

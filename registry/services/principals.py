@@ -6,16 +6,15 @@ alias, including protected ones) and ``admin`` (tokens, alias rules, gc; it
 implies every other scope). ``write`` and ``promote`` imply ``read``.
 
 Namespace patterns are shell-style: ``acme/*`` or ``acme`` (the namespace
-``acme``), ``*`` (every namespace).
+``acme``), ``*`` (every namespace); ``registry.services.visibility`` matches them,
+for authorization and for every read alike.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
-from typing import Any
 
-from sqlalchemy import false, or_
+from registry.services.visibility import namespace_matches
 
 READ = "read"
 WRITE = "write"
@@ -41,15 +40,6 @@ def expand_scopes(scopes: tuple[str, ...] | list[str] | frozenset[str]) -> froze
     return frozenset(granted)
 
 
-def namespace_matches(pattern: str, namespace: str) -> bool:
-    """Whether a token's namespace pattern (``acme/*``, ``acme``, ``*``) covers ``namespace``."""
-    if pattern == "*":
-        return True
-    if pattern.endswith("/*"):
-        return fnmatchcase(namespace, pattern[:-2])
-    return fnmatchcase(namespace, pattern)
-
-
 @dataclass(frozen=True)
 class Principal:
     """An authenticated caller (a token's principal), ``local`` or ``anonymous``."""
@@ -73,23 +63,6 @@ class Principal:
     def allows_somewhere(self, scope: str) -> bool:
         """``scope`` on at least one namespace (e.g. blob uploads, which name none)."""
         return scope in self.scopes and bool(self.namespaces)
-
-
-def visible_namespaces(principal: Principal) -> tuple[str, ...] | None:
-    """The namespace patterns a listing is limited to; ``None`` when the principal sees all."""
-    return None if principal.covers(None) else principal.namespaces
-
-
-def namespace_condition(column: Any, patterns: tuple[str, ...], *, repository: bool) -> Any:
-    """SQL: ``column`` (a namespace, or a ``namespace/name`` id with ``repository``) lies in
-    one of ``patterns``; false for no pattern."""
-    clauses = []
-    for pattern in patterns:
-        base = pattern[:-2] if pattern.endswith("/*") else pattern
-        like = base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        like = like.replace("*", "%").replace("?", "_")
-        clauses.append(column.like(f"{like}/%" if repository else like, escape="\\"))
-    return or_(*clauses) if clauses else false()
 
 
 LOCAL = Principal(name=LOCAL_ACTOR, scopes=frozenset(SCOPES), namespaces=("*",))

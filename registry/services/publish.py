@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func
@@ -25,6 +23,7 @@ from registry.services.names import check_alias_name, check_repository_name, rep
 from registry.services.repositories import lock_or_create_repository
 from registry.services.versions import version_out
 from registry.storage.base import BlobStore
+from registry.storage.scratch import disk_errors, new_file
 from registry.tables import Blob, Repository, Version, VersionFile, utcnow
 from registry.validation import (
     MODEL_CARD,
@@ -77,14 +76,14 @@ def _check_blobs(store: BlobStore, entries: Sequence[ManifestEntry]) -> None:
 def _store_bytes(store: BlobStore, settings: Settings, data: bytes) -> ManifestEntry:
     sha256 = hashlib.sha256(data).hexdigest()
     if not store.exists(sha256):
-        settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=settings.tmp_dir, prefix="card-")
+        fd, path, lock = new_file(settings.tmp_dir, "card-")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-            store.put_file(Path(name), sha256)
+            store.put_file(path, sha256)
         finally:
-            Path(name).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+            lock.release()
     return ManifestEntry(path=MODEL_CARD, sha256=sha256, size=len(data))
 
 
@@ -189,6 +188,37 @@ def _commit_version(
     return repository, version
 
 
+def _validate(
+    store: BlobStore,
+    settings: Settings,
+    namespace: str,
+    name: str,
+    request: PublishRequest,
+    entries: list[ManifestEntry],
+) -> tuple[list[ManifestEntry], dict[str, Any], dict[str, Any]]:
+    """Check the files and read their metadata; ``(entries, metadata, card)``, where the
+    entries gain a generated model card when an adapter has none."""
+    _check_blobs(store, entries)
+    metadata: dict[str, Any] = {}
+    if request.kind == "adapter":
+        metadata = validate_adapter(entries, store.read_bytes, settings).to_dict()
+        metadata["nonfinite_tensors"] = adapter_nonfinite_tensors(
+            entries, store.read_bytes, store.open_range, settings
+        )
+    else:
+        metadata = validate_model(entries, store.read_bytes, settings)
+    card_entry = next((e for e in entries if e.path == MODEL_CARD), None)
+    if card_entry is not None:
+        card = load_model_card(card_entry, store.read_bytes, settings)
+    elif request.kind == "adapter":
+        text = generate_model_card(repository_id(namespace, name), metadata)
+        entries = [*entries, _store_bytes(store, settings, text.encode("utf-8"))]
+        card = parse_model_card(text)
+    else:
+        card = {}
+    return entries, metadata, card
+
+
 def publish_version(
     session: Session,
     store: BlobStore,
@@ -213,24 +243,10 @@ def publish_version(
         check_alias_name(request.alias)
     entries = [ManifestEntry(path=f.path, sha256=f.sha256, size=f.size) for f in request.files]
     check_manifest(entries, settings)
-    _check_blobs(store, entries)
-    metadata: dict[str, Any] = {}
-    if request.kind == "adapter":
-        metadata = validate_adapter(entries, store.read_bytes, settings).to_dict()
-        metadata["nonfinite_tensors"] = adapter_nonfinite_tensors(
-            entries, store.read_bytes, store.open_range, settings
-        )
-    else:
-        metadata = validate_model(entries, store.read_bytes, settings)
-    card_entry = next((e for e in entries if e.path == MODEL_CARD), None)
-    if card_entry is not None:
-        card = load_model_card(card_entry, store.read_bytes, settings)
-    elif request.kind == "adapter":
-        text = generate_model_card(repository_id(namespace, name), metadata)
-        entries.append(_store_bytes(store, settings, text.encode("utf-8")))
-        card = parse_model_card(text)
-    else:
-        card = {}
+    # A storage failure (a full disk, S3 gone) is a 503 with no path in it, never a 500;
+    # the S3 store translates its own errors, the local disk's surface as OSError.
+    with disk_errors("read the version's files or store its model card"):
+        entries, metadata, card = _validate(store, settings, namespace, name, request, entries)
     digest = manifest_digest(entries)
 
     begin_write(session)
@@ -240,7 +256,8 @@ def publish_version(
         )
         # Once more, under the blob rows just inserted: ``lorry gc`` may have deleted an
         # unreferenced blob that this push reused (see registry.services.gc).
-        _check_blobs(store, entries)
+        with disk_errors("check the version's files"):
+            _check_blobs(store, entries)
         session.commit()
     except IntegrityError as exc:
         session.rollback()

@@ -11,7 +11,7 @@ from registry.schemas import Repo, RepoList
 from registry.services.access_log import repository_downloads
 from registry.services.audit import REPOSITORY_CREATE, Caller, record_event
 from registry.services.names import check_repository_name, repository_id
-from registry.services.principals import namespace_condition
+from registry.services.visibility import EVERYTHING, Visibility
 from registry.tables import Alias, Repository, Version, utcnow
 
 _REPOSITORY = select(Repository).where(
@@ -125,15 +125,11 @@ def list_repositories(
     kind: str | None = None,
     limit: int = 50,
     offset: int = 0,
-    namespaces: tuple[str, ...] | None = None,
+    visible: Visibility = EVERYTHING,
 ) -> RepoList:
     """Repositories matching every filter, by id; ``q`` searches id, description and tags;
-    ``namespaces`` (patterns) limits them to what a namespace-limited token may read."""
-    conditions = []
-    if namespaces is not None:
-        conditions.append(
-            namespace_condition(col(Repository.namespace), namespaces, repository=False)
-        )
+    ``visible`` limits them to what the caller may read."""
+    conditions = [visible.where(col(Repository.namespace), repository=False)]
     if q:
         pattern = _like(q.lower())
         full_id = func.lower(col(Repository.namespace) + "/" + col(Repository.name))

@@ -20,6 +20,7 @@ from registry.db import begin_write
 from registry.errors import InvalidInput, TokenNotFound, Unauthorized
 from registry.services.audit import Caller, record_event
 from registry.services.principals import ADMIN, SCOPES, Principal, expand_scopes
+from registry.services.visibility import check_pattern
 from registry.tables import ApiToken, utcnow
 from registry.trust_schemas import TokenCreated, TokenList, TokenOut
 
@@ -55,6 +56,8 @@ def _check_request(scopes: Sequence[str], namespaces: Sequence[str]) -> None:
         )
     if not namespaces:
         raise InvalidInput("a token needs at least one namespace pattern, e.g. `acme/*` or `*`")
+    for pattern in namespaces:
+        check_pattern(pattern)
 
 
 def create_token(

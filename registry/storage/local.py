@@ -49,7 +49,7 @@ class LocalBlobStore:
                 os.replace(staged, target)
         except OSError as exc:
             raise StorageUnavailable(
-                f"could not write blob sha256:{sha256} under {self.root}: {exc.strerror}; "
+                f"could not write blob sha256:{sha256} to the blob store: {exc.strerror}; "
                 "check that the data directory is writable and has free space"
             ) from exc
 
@@ -106,7 +106,8 @@ class LocalBlobStore:
             probe.unlink()
         except OSError as exc:
             raise StorageUnavailable(
-                f"blob directory {self.root} is not writable: {exc.strerror}"
+                f"the blob directory (LORRY_BLOB_URL, default LORRY_HOME/blobs) is not "
+                f"writable: {exc.strerror}"
             ) from exc
 
     def presigned_url(self, sha256: str, expires_s: int = 3600) -> str | None:

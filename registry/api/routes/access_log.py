@@ -6,9 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from registry.access_schemas import AccessList
-from registry.api.deps import PrincipalDep, SessionDep
+from registry.api.access import VisibilityDep
+from registry.api.deps import SessionDep
 from registry.services import access_log
-from registry.services.principals import visible_namespaces
 
 router = APIRouter(prefix="/access-log", tags=["access log"])
 
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/access-log", tags=["access log"])
 @router.get("")
 def query_access_log(
     session: SessionDep,
-    principal: PrincipalDep,
+    visible: VisibilityDep,
     repository: str | None = None,
     version: int | None = None,
     actor: str | None = None,
@@ -36,5 +36,5 @@ def query_access_log(
         until=until,
         limit=limit,
         offset=offset,
-        namespaces=visible_namespaces(principal),
+        visible=visible,
     )

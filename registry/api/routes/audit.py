@@ -5,10 +5,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from registry.api.deps import PrincipalDep, SessionDep
+from registry.api.access import VisibilityDep
+from registry.api.deps import SessionDep
 from registry.schemas import AuditList
 from registry.services import audit
-from registry.services.principals import visible_namespaces
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 @router.get("")
 def query_audit(
     session: SessionDep,
-    principal: PrincipalDep,
+    visible: VisibilityDep,
     repository: str | None = None,
     action: str | None = None,
     actor: str | None = None,
@@ -36,5 +36,5 @@ def query_audit(
         until=until,
         limit=limit,
         offset=offset,
-        namespaces=visible_namespaces(principal),
+        visible=visible,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from registry.api.access import VisibilityDep
 from registry.api.deps import BlobStoreDep, PrincipalDep, SessionDep, SettingsDep
 from registry.console_schemas import AuditFacets, RenderedCard, WhoAmI
 from registry.services import console
@@ -33,6 +34,6 @@ def rendered_card(
 
 
 @router.get("/audit/facets")
-def audit_facets(session: SessionDep, principal: PrincipalDep) -> AuditFacets:
+def audit_facets(session: SessionDep, visible: VisibilityDep) -> AuditFacets:
     """The distinct actions and actors of the audit events the caller may read (for filters)."""
-    return console.audit_facets(session, principal)
+    return console.audit_facets(session, visible)

@@ -4,11 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from registry.api.access import AccessCheckDep
-from registry.api.deps import CallerDep, PrincipalDep, SessionDep
+from registry.api.access import AccessCheckDep, VisibilityDep
+from registry.api.deps import CallerDep, SessionDep
 from registry.compose_schemas import JobList, JobOut, JobState
 from registry.services import jobs
-from registry.services.principals import visible_namespaces
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -16,7 +15,7 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 @router.get("")
 def list_jobs(
     session: SessionDep,
-    principal: PrincipalDep,
+    visible: VisibilityDep,
     state: JobState | None = None,
     repository: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -28,17 +27,21 @@ def list_jobs(
         repository=repository,
         limit=limit,
         offset=offset,
-        namespaces=visible_namespaces(principal),
+        visible=visible,
     )
 
 
 @router.get("/{job_id}")
-def get_job(session: SessionDep, job_id: str) -> JobOut:
-    return jobs.get_job(session, job_id)
+def get_job(session: SessionDep, visible: VisibilityDep, job_id: str) -> JobOut:
+    return jobs.get_job(session, job_id, visible)
 
 
 @router.post("/{job_id}/cancel")
 def cancel_job(
-    session: SessionDep, caller: CallerDep, check_access: AccessCheckDep, job_id: str
+    session: SessionDep,
+    caller: CallerDep,
+    check_access: AccessCheckDep,
+    visible: VisibilityDep,
+    job_id: str,
 ) -> JobOut:
-    return jobs.cancel_job(session, caller, job_id, check_access)
+    return jobs.cancel_job(session, caller, job_id, check_access, visible)

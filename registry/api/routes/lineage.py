@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from registry.api.access import VisibilityDep
 from registry.api.deps import SessionDep
 from registry.compose_schemas import DerivedList, LineageNode
 from registry.services import lineage
@@ -10,10 +11,14 @@ router = APIRouter(prefix="/repos/{namespace}/{name}/versions", tags=["lineage"]
 
 
 @router.get("/{ref}/lineage")
-def get_lineage(session: SessionDep, namespace: str, name: str, ref: str) -> LineageNode:
-    return lineage.get_lineage(session, namespace, name, ref)
+def get_lineage(
+    session: SessionDep, visible: VisibilityDep, namespace: str, name: str, ref: str
+) -> LineageNode:
+    return lineage.get_lineage(session, namespace, name, ref, visible)
 
 
 @router.get("/{ref}/derived")
-def get_derived(session: SessionDep, namespace: str, name: str, ref: str) -> DerivedList:
-    return lineage.get_derived(session, namespace, name, ref)
+def get_derived(
+    session: SessionDep, visible: VisibilityDep, namespace: str, name: str, ref: str
+) -> DerivedList:
+    return lineage.get_derived(session, namespace, name, ref, visible)

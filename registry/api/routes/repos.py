@@ -4,10 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from registry.api.deps import PrincipalDep, SessionDep
+from registry.api.access import VisibilityDep
+from registry.api.deps import SessionDep
 from registry.schemas import Kind, Repo, RepoList
 from registry.services import repositories
-from registry.services.principals import visible_namespaces
 
 router = APIRouter(prefix="/repos", tags=["repositories"])
 
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/repos", tags=["repositories"])
 @router.get("")
 def list_repositories(
     session: SessionDep,
-    principal: PrincipalDep,
+    visible: VisibilityDep,
     q: str | None = None,
     namespace: str | None = None,
     base_model: str | None = None,
@@ -33,7 +33,7 @@ def list_repositories(
         kind=kind,
         limit=limit,
         offset=offset,
-        namespaces=visible_namespaces(principal),
+        visible=visible,
     )
 
 

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
+from registry.api.access import VisibilityDep
 from registry.api.deps import BlobStoreDep, CallerDep, PrincipalCacheDep, SessionDep, SettingsDep
 from registry.services import alias_time, gc, policies, tokens
 from registry.services.audit_chain import verify_chain
@@ -67,8 +68,9 @@ def create_policy(session: SessionDep, caller: CallerDep, body: PolicyCreate) ->
 
 
 @router.get("/policies", tags=["policies"])
-def list_policies(session: SessionDep) -> PolicyList:
-    return policies.list_policies(session)
+def list_policies(session: SessionDep, visible: VisibilityDep) -> PolicyList:
+    """The rules that may apply to a repository the caller may read."""
+    return policies.list_policies(session, visible)
 
 
 @router.delete("/policies/{policy_id}", status_code=204, response_class=Response, tags=["policies"])
@@ -123,6 +125,7 @@ def _gc(
         caller,
         delete_blobs=delete,
         grace_minutes=settings.gc_grace_minutes if grace_minutes is None else grace_minutes,
+        scratch_dir=settings.tmp_dir,
     )
 
 
