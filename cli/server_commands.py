@@ -90,6 +90,9 @@ def serve(
         "registry.app:create_app",
         factory=True,
         workers=settings.workers,
+        # A worker answers the supervisor's ping only once started; on a busy host that
+        # may take longer than uvicorn's 5 s default, which would restart it in a loop.
+        timeout_worker_healthcheck=30,
         host=settings.host,
         port=settings.port,
         h11_max_incomplete_event_size=settings.max_header_bytes,
