@@ -161,18 +161,16 @@ def _env(code: Path, home: Path, database_url: str | None) -> dict[str, str]:
 def start_server(code: Path, home: Path, database_url: str | None, workers: int | None) -> Server:
     env = _env(code, home, database_url)
     cli = [sys.executable, "-m", "cli.main"]
-    if database_url:
-        subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)
-    else:
-        home.mkdir(parents=True, exist_ok=True)
-        subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)
+    home.mkdir(parents=True, exist_ok=True)
+    subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True, cwd=code)
     created = subprocess.run(
         [*cli, "token", "create", "--admin", "--principal", "bench", "--json"],
         env=env,
-        check=True,
         capture_output=True,
         cwd=code,
     )
+    if created.returncode != 0:
+        raise RuntimeError(f"lorry token create failed: {created.stderr.decode()[-2000:]}")
     admin = json.loads(created.stdout)["token"]
     port = _free_port()
     log = home / "server.log"
