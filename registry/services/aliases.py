@@ -12,7 +12,7 @@ from registry.services.audit import ALIAS_DELETE, ALIAS_SET, Caller, record_even
 from registry.services.names import check_alias_name, repository_id
 from registry.services.policies import check_alias_change
 from registry.services.refs import resolve_ref
-from registry.services.repositories import find_repository
+from registry.services.repositories import find_repository, lock_repository
 from registry.tables import Alias, AuditEvent, Repository, Version, utcnow
 
 
@@ -160,7 +160,7 @@ def set_alias(
     check_alias_name(alias)
     begin_write(session)
     try:
-        repository = find_repository(session, namespace, name)
+        repository = lock_repository(session, namespace, name)
         version = resolve_ref(session, repository, ref)
         row = point_alias(session, repository, alias, version, reason, caller)
         session.commit()
@@ -176,7 +176,7 @@ def delete_alias(
     check_alias_name(alias)
     begin_write(session)
     try:
-        repository = find_repository(session, namespace, name)
+        repository = lock_repository(session, namespace, name)
         check_alias_change(session, caller, repository_id(namespace, name), alias, reason)
         row = _find_alias(session, repository, alias)
         version = session.get(Version, row.version_id)

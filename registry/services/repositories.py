@@ -31,6 +31,20 @@ def find_repository(session: Session, namespace: str, name: str) -> Repository:
     return row
 
 
+def lock_repository(session: Session, namespace: str, name: str) -> Repository:
+    """The repository row, locked until the transaction ends (``FOR UPDATE`` on PostgreSQL;
+    SQLite's write transaction already holds the whole database): alias moves of one
+    repository, through any replica, queue here instead of racing to insert the same
+    alias or recording a stale ``before``."""
+    find_repository(session, namespace, name)
+    return session.exec(
+        select(Repository)
+        .where(Repository.namespace == namespace, Repository.name == name)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
 def lock_or_create_repository(
     session: Session, namespace: str, name: str, kind: str, caller: Caller
 ) -> Repository:

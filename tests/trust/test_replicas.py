@@ -92,8 +92,8 @@ def test_two_replicas_on_one_postgres_and_s3_stay_consistent(
         ]
         assert seen[0] == seen[1]
         history = first.get(f"{API}/repos/{REPO}/aliases/production/history").json()["items"]
-        assert history[0]["to_version"] == seen[0], "the newest move is where it points"
-        for newer, older in zip(history, history[1:], strict=False):
+        assert history[-1]["to_version"] == seen[0], "the newest move is where it points"
+        for older, newer in zip(history, history[1:], strict=False):  # oldest first
             assert newer["from_version"] == older["to_version"], "moves chain without a gap"
 
         # Downloads through both replicas add up in one count.
