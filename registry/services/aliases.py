@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
@@ -55,7 +56,7 @@ def list_aliases(session: Session, namespace: str, name: str) -> AliasList:
 
 
 _ALIAS_TARGET = (
-    select(
+    sa.select(
         col(Alias.updated_by),
         col(Alias.updated_at),
         col(Alias.reason),
