@@ -287,3 +287,28 @@ class LorryClient:
             }
         )
         return self._json("GET", f"{API_PREFIX}/audit", params=params)
+
+    def downloads(
+        self,
+        *,
+        repository: str | None = None,
+        version: int | None = None,
+        actor: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """The access log: downloaded files, newest first."""
+        params = _clean_params(
+            {
+                "repository": repository,
+                "version": version,
+                "actor": actor,
+                "since": since,
+                "until": until,
+                "limit": limit,
+                "offset": offset,
+            }
+        )
+        return self._json("GET", f"{API_PREFIX}/access-log", params=params)

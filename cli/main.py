@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cli import (
+    access_commands,
     admin_commands,
     compose_commands,
     export_commands,
@@ -29,6 +30,7 @@ compose_commands.register(app)
 export_commands.register(app)
 jobs_commands.register(app)
 token_commands.register(app)
+access_commands.register(app)
 # After registry_commands: it turns `audit` into a group with `audit verify`.
 admin_commands.register(app)
 

@@ -109,6 +109,7 @@ def versions_table(items: Sequence[dict[str, Any]], total: int) -> Table:
     table.add_column("digest", no_wrap=True)
     table.add_column("aliases")
     table.add_column("size", justify="right")
+    table.add_column("downloads", justify="right")
     table.add_column("created")
     table.add_column("by")
     table.add_column("message", overflow="fold")
@@ -118,6 +119,7 @@ def versions_table(items: Sequence[dict[str, Any]], total: int) -> Table:
             escape(version["digest"][:19]),
             _text(version.get("aliases")),
             human_bytes(version.get("size")),
+            str(version.get("downloads", 0)),
             _short_time(version.get("created_at")),
             _text(version.get("created_by")),
             _text(version.get("message")),
@@ -142,6 +144,7 @@ def repo_panel(repo: dict[str, Any]) -> Panel:
         ("base model", _text(repo.get("base_model"))),
         ("latest", _text(repo.get("latest_version"))),
         ("aliases", _aliases_text(repo.get("aliases"))),
+        ("downloads", str(repo.get("downloads", 0))),
         ("created", f"{_short_time(repo.get('created_at'))} by {_text(repo.get('created_by'))}"),
     ]
     return Panel(_fields_table(rows), title=escape(repo["id"]), title_align="left")
@@ -193,6 +196,7 @@ def version_panel(version: dict[str, Any], *, show_modules: bool = False) -> Gro
         ("kind", _text(version.get("kind"))),
         ("aliases", _text(version.get("aliases"))),
         ("size", human_bytes(version.get("size"))),
+        ("downloads", str(version.get("downloads", 0))),
         (
             "created",
             f"{_short_time(version.get('created_at'))} by {_text(version.get('created_by'))}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Annotated
 
 import typer
@@ -17,6 +18,14 @@ def serve(
     port: Annotated[
         int | None, typer.Option(help="Port to listen on (default LORRY_PORT or 8765).")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Server processes sharing the port (default LORRY_WORKERS or 1); more than "
+            "one needs PostgreSQL.",
+        ),
+    ] = None,
 ) -> None:
     """Start the Lorry service.
 
@@ -25,10 +34,15 @@ def serve(
     command. An explicitly configured database (PostgreSQL in production) is
     never migrated implicitly: if it is behind, serve refuses to start and says
     to run `lorry db upgrade`.
+
+    `--workers N` runs N server processes on one port, to use N cores; each has its
+    own connection pool, job runner and access-log writer. PostgreSQL only: SQLite
+    serves from one process (its embedded job runner keeps its queue in memory and
+    one writer holds the whole database), so N > 1 is refused there.
     """
     import uvicorn
 
-    from registry.app import create_app
+    from registry.app import check_workers, create_app
     from registry.auth import check_exposure
     from registry.config import Settings
     from registry.db import create_engine_for, ensure_migrated, upgrade
@@ -40,7 +54,10 @@ def serve(
         settings.host = host
     if port is not None:
         settings.port = port
+    if workers is not None:
+        settings.workers = workers
     try:
+        check_workers(settings)
         if not settings.database_url:
             upgrade(settings)
         else:
@@ -57,8 +74,25 @@ def serve(
     except LorryError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from None
+    if settings.workers == 1:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            h11_max_incomplete_event_size=settings.max_header_bytes,
+        )
+        return
+    # Each worker process builds its own app from the environment: pass the options there.
+    os.environ.update(
+        {"LORRY_HOST": settings.host, "LORRY_PORT": str(settings.port), "LORRY_WORKERS": "1"}
+    )
     uvicorn.run(
-        create_app(settings),
+        "registry.app:create_app",
+        factory=True,
+        workers=settings.workers,
+        # A worker answers the supervisor's ping only once started; on a busy host that
+        # may take longer than uvicorn's 5 s default, which would restart it in a loop.
+        timeout_worker_healthcheck=30,
         host=settings.host,
         port=settings.port,
         h11_max_incomplete_event_size=settings.max_header_bytes,

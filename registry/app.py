@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI
+from sqlalchemy import make_url
 
 from composer.errors import ComposerError
 from registry.api.errors import composer_error_status, install_error_handlers, register_error_type
@@ -18,14 +19,30 @@ from registry.auth import authorize, check_exposure
 from registry.config import Settings
 from registry.console import mount_console
 from registry.db import create_engine_for, ensure_migrated
+from registry.errors import UnsupportedConfiguration
 from registry.jobs import open_job_queue
 from registry.jobs.checkpointing import CheckpointScheduler
 from registry.services.audit_checkpoints import CheckpointSetup
 from registry.services.audit_verify import VerificationCache
+from registry.services.access_log import AccessLog
+from registry.services.principal_cache import PrincipalCache
 from registry.storage import open_blob_store
 from registry.storage.scratch import reclaim
 
 logger = logging.getLogger(__name__)
+
+
+def check_workers(settings: Settings) -> None:
+    """Refuse more than one server process on SQLite (``lorry serve --workers``)."""
+    if settings.workers > 1 and make_url(settings.resolved_database_url()).get_backend_name() == (
+        "sqlite"
+    ):
+        raise UnsupportedConfiguration(
+            f"--workers {settings.workers} needs PostgreSQL (LORRY_DATABASE_URL=postgresql+"
+            "psycopg://...): on SQLite one process serves, because its embedded job runner "
+            "keeps its queue in that process and a single writer holds the whole database; "
+            "run with --workers 1, or move to PostgreSQL to use more cores"
+        )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -56,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine, checkpoints, settings.audit_checkpoint_interval_s
         )
         checkpoint_scheduler.start()
+        access_log.start()
         logger.info(
             "Lorry ready: database %s, blobs %s",
             engine.url.render_as_string(hide_password=True),
@@ -66,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await anyio.to_thread.run_sync(checkpoint_scheduler.stop)
             await anyio.to_thread.run_sync(job_queue.stop)
+            await anyio.to_thread.run_sync(access_log.stop)
             engine.dispose()
 
     app = FastAPI(
@@ -77,6 +96,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.audit_verify_cache = VerificationCache(settings.audit_verify_interval_s)
+    access_log = AccessLog(
+        engine,
+        flush_s=settings.access_log_flush_s,
+        max_pending=settings.access_log_max_pending,
+    )
+    app.state.access_log = access_log
+    app.state.principal_cache = PrincipalCache(settings.principal_cache_s)
     install_error_handlers(app)
     register_error_type(app, ComposerError, composer_error_status)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_json_body_bytes)

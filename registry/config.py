@@ -35,6 +35,8 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8765
+    workers: int = Field(default=1, ge=1)
+    """``lorry serve`` processes sharing the port (PostgreSQL only when more than one)."""
 
     max_file_bytes: int = 50 * GiB
     """Largest single file of a version."""
@@ -78,6 +80,15 @@ class Settings(BaseSettings):
     """A running job whose heartbeat is older than this is taken as orphaned by a dead process."""
     job_max_attempts: int = Field(default=2, ge=1)
     """Runs of one job before an orphaned job is failed instead of retried."""
+    principal_cache_s: float = Field(default=5.0, ge=0, le=300)
+    """How long a process reuses a token it authenticated, without a database lookup: a
+    token revoked through another replica or worker still works for at most this long
+    (0: look every request's token up)."""
+    access_log_flush_s: float = Field(default=1.0, gt=0, le=60)
+    """How often the downloads recorded in memory are written to the access log: what a
+    killed server process may lose at most."""
+    access_log_max_pending: int = Field(default=100_000, ge=1000)
+    """Download records kept in memory while the database is unreachable (oldest dropped)."""
     compose_module_delay_s: float = Field(default=0.0, ge=0)
     """Test aid: a pause after each composed module, to make a job slow enough to interrupt."""
 

@@ -36,7 +36,8 @@ and a message that says what was wrong and how to fix it. One handler in
     ├── TokenNotFound (NotFound)    404 token_not_found
     ├── PolicyNotFound (NotFound)   404 policy_not_found
     ├── InsecureConfiguration       (startup only) insecure_configuration
-    └── XetUnavailable (NotFound)   404 xet_unavailable
+    ├── XetUnavailable (NotFound)   404 xet_unavailable
+    └── UnsupportedConfiguration    (startup only) unsupported_configuration
 """
 
 from __future__ import annotations
@@ -204,3 +205,11 @@ class XetUnavailable(NotFound):
     """A Hub client asked for Xet storage, which Lorry does not have (it serves Git LFS)."""
 
     code = "xet_unavailable"
+
+
+class UnsupportedConfiguration(LorryError):
+    """(startup only) Settings that this backend cannot serve, such as several server
+    processes on SQLite."""
+
+    code = "unsupported_configuration"
+    status_code = 503

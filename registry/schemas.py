@@ -57,6 +57,7 @@ class Repo(_Schema):
     base_model_setting: str | None = None
     """The repository setting that Hub commits link new adapter versions to."""
     main_alias: str | None = None
+    downloads: int = Field(default=0, description="files downloaded, all versions")
 
 
 class RepoList(_Schema):
@@ -79,6 +80,7 @@ class VersionOut(_Schema):
     card: dict[str, Any]
     aliases: list[str]
     lineage: dict[str, Any] | None
+    downloads: int = Field(default=0, description="files of this version downloaded")
 
 
 class VersionList(_Schema):

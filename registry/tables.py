@@ -291,4 +291,40 @@ class VersionExport(SQLModel, table=True):
     created_at: datetime = _timestamp()
 
 
+class AccessRecord(SQLModel, table=True):
+    """A file handed out to a client (a pull): append-only, written in batches
+    (``registry.services.access_log``), never part of the audit chain."""
+
+    __tablename__ = "access_log"
+    __table_args__ = (Index("ix_access_log_repository_version", "repository", "version"),)
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    at: datetime = _timestamp(index=True)
+    actor: str = Field(sa_column=Column(String(255), nullable=False, index=True))
+    repository: str = Field(sa_column=Column(String(200), nullable=False))
+    version: int = Field(sa_column=Column(Integer, nullable=False))
+    digest: str = Field(sa_column=Column(String(71), nullable=False))
+    path: str = Field(sa_column=Column(String(1024), nullable=False))
+    sha256: str = Field(sa_column=Column(String(64), nullable=False))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    revision: str = Field(sa_column=Column(String(255), nullable=False))
+    via: str = Field(sa_column=Column(String(8), nullable=False))
+    redirect: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    byte_range: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
+    address: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    forwarded_for: str | None = Field(default=None, sa_column=Column(String(512), nullable=True))
+    user_agent: str | None = Field(default=None, sa_column=Column(String(512), nullable=True))
+    request_id: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
+
+
+class DownloadCount(SQLModel, table=True):
+    """Files handed out per version, summed from the access log as its batches are written."""
+
+    __tablename__ = "download_counts"
+
+    repository: str = Field(sa_column=Column(String(200), primary_key=True))
+    version: int = Field(sa_column=Column(Integer, primary_key=True))
+    downloads: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
 metadata = SQLModel.metadata

@@ -14,7 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from registry.auth import resolve_principal
+from registry.auth import principal_of
 from registry.errors import Forbidden
 from registry.services.visibility import Visibility
 
@@ -22,8 +22,8 @@ AccessCheck = Callable[[str, str], None]
 """``check(scope, namespace)`` raises ``Forbidden`` unless the caller has it."""
 
 
-def get_access_check(request: Request) -> AccessCheck:
-    principal = resolve_principal(request)
+async def get_access_check(request: Request) -> AccessCheck:
+    principal = await principal_of(request)
 
     def check(scope: str, namespace: str) -> None:
         if not principal.allows(scope, namespace):
@@ -38,8 +38,9 @@ def get_access_check(request: Request) -> AccessCheck:
 AccessCheckDep = Annotated[AccessCheck, Depends(get_access_check)]
 
 
-def get_visibility(request: Request) -> Visibility:
-    return Visibility.of(resolve_principal(request))
+async def get_visibility(request: Request) -> Visibility:
+    # Async: the principal is known once ``authorize`` ran, so no thread hop is needed.
+    return Visibility.of(await principal_of(request))
 
 
 VisibilityDep = Annotated[Visibility, Depends(get_visibility)]

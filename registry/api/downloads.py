@@ -12,6 +12,8 @@ from registry.services.versions import VersionFileRef
 from registry.storage.base import BlobStore
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+SMALL_BODY_BYTES = 1024 * 1024
+"""Files (or ranges) up to this size are read whole and sent as one body."""
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -77,6 +79,14 @@ def file_response(request: Request, store: BlobStore, file: VersionFileRef) -> R
     headers["Content-Length"] = str(end - start)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
+    if end - start <= SMALL_BODY_BYTES:
+        # Configs, cards and small adapters: one read here, in the route's thread, instead
+        # of a stream that hops to the thread pool for every chunk and once more at its end.
+        body = store.read_bytes(file.sha256, start, end - start)
+        if len(body) == end - start:
+            return Response(
+                body, status_code=status, headers=headers, media_type="application/octet-stream"
+            )
     chunks = store.open_range(file.sha256, start, end)
     return StreamingResponse(
         chunks, status_code=status, headers=headers, media_type="application/octet-stream"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from registry.api.routes import (
+    access_log,
     aliases,
     audit,
     audit_checkpoints,
@@ -40,6 +41,7 @@ api_router.include_router(jobs.router)
 api_router.include_router(lineage.router)
 api_router.include_router(exports.router)
 api_router.include_router(console.router)
+api_router.include_router(access_log.router)
 
 health_router = health.router
 hub_router = APIRouter()

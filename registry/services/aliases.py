@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from registry.db import begin_write
@@ -11,7 +13,7 @@ from registry.services.audit import ALIAS_DELETE, ALIAS_SET, Caller, record_even
 from registry.services.names import check_alias_name, repository_id
 from registry.services.policies import check_alias_change
 from registry.services.refs import resolve_ref
-from registry.services.repositories import find_repository
+from registry.services.repositories import find_repository, lock_repository
 from registry.tables import Alias, AuditEvent, Repository, Version, utcnow
 
 
@@ -53,10 +55,47 @@ def list_aliases(session: Session, namespace: str, name: str) -> AliasList:
     return AliasList(items=[_alias_out(session, repository, row) for row in rows])
 
 
+_ALIAS_TARGET = (
+    sa.select(
+        col(Alias.updated_by),
+        col(Alias.updated_at),
+        col(Alias.reason),
+        col(Version.number),
+        col(Version.digest),
+    )
+    .join(Version, col(Version.id) == col(Alias.version_id))
+    .join(Repository, col(Repository.id) == col(Alias.repository_id))
+    .where(
+        col(Repository.namespace) == bindparam("namespace"),
+        col(Repository.name) == bindparam("name"),
+        col(Alias.name) == bindparam("alias"),
+    )
+)
+"""Built once (see ``registry.services.refs``): an alias and what it points at."""
+
+
 def get_alias(session: Session, namespace: str, name: str, alias: str) -> AliasOut:
+    """One query on the hot path (a deployment asks this on every poll); the slower
+    lookups below run only to name what is missing."""
     check_alias_name(alias)
-    repository = find_repository(session, namespace, name)
-    return _alias_out(session, repository, _find_alias(session, repository, alias))
+    found = (
+        session.connection()
+        .execute(_ALIAS_TARGET, {"namespace": namespace, "name": name, "alias": alias})
+        .first()
+    )
+    if found is None:
+        repository = find_repository(session, namespace, name)
+        return _alias_out(session, repository, _find_alias(session, repository, alias))
+    updated_by, updated_at, reason, number, digest = found
+    return AliasOut(
+        repository=repository_id(namespace, name),
+        name=alias,
+        version=number,
+        digest=f"sha256:{digest}",
+        updated_by=updated_by,
+        updated_at=updated_at,
+        reason=reason,
+    )
 
 
 def point_alias(
@@ -122,7 +161,7 @@ def set_alias(
     check_alias_name(alias)
     begin_write(session)
     try:
-        repository = find_repository(session, namespace, name)
+        repository = lock_repository(session, namespace, name)
         version = resolve_ref(session, repository, ref)
         row = point_alias(session, repository, alias, version, reason, caller)
         session.commit()
@@ -138,7 +177,7 @@ def delete_alias(
     check_alias_name(alias)
     begin_write(session)
     try:
-        repository = find_repository(session, namespace, name)
+        repository = lock_repository(session, namespace, name)
         check_alias_change(session, caller, repository_id(namespace, name), alias, reason)
         row = _find_alias(session, repository, alias)
         version = session.get(Version, row.version_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -18,8 +19,7 @@ from registry.db import begin_write
 from registry.errors import BlobNotFound, Conflict, FileNotFound, MissingBlob
 from registry.services.audit import Caller, record_event
 from registry.services.names import repository_id
-from registry.services.refs import resolve_ref
-from registry.services.repositories import find_repository
+from registry.services.refs import find_version
 from registry.services.versions import VersionFileRef
 from registry.storage.base import BlobStore
 from registry.tables import (
@@ -35,9 +35,13 @@ from registry.tables import (
 VERSION_EXPORT = "version.export"
 
 
+_EXPORTS = select(VersionExport).where(col(VersionExport.version_id) == bindparam("version_id"))
+"""Built once: see ``registry.services.refs``."""
+
+
 def derived_files(session: Session, version: Version) -> list[VersionFile]:
     """The version's exports as (unsaved) file rows, for listings that show files."""
-    rows = session.exec(select(VersionExport).where(VersionExport.version_id == version.id)).all()
+    rows = session.exec(_EXPORTS, params={"version_id": version.id}).all()
     return [_as_file(row) for row in rows]
 
 
@@ -52,8 +56,7 @@ def _as_file(row: VersionExport) -> VersionFile:
 
 def find_file(session: Session, namespace: str, name: str, ref: str, path: str) -> VersionFileRef:
     """A file of a version by path: one of its files, else one of its exports."""
-    repository = find_repository(session, namespace, name)
-    version = resolve_ref(session, repository, ref)
+    _repository, version = find_version(session, namespace, name, ref)
     repo_id = repository_id(namespace, name)
     row = session.get(VersionFile, (version.id, path)) or derived_file(session, version, path)
     if row is None:

@@ -16,6 +16,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from registry.errors import AliasNotFound, FileNotFound, InvalidInput, RepositoryNotFound
@@ -31,7 +32,7 @@ from registry.hub_schemas import (
 )
 from registry.services.derived_files import derived_file, derived_files
 from registry.services.names import repository_id
-from registry.services.refs import resolve_ref
+from registry.services.refs import find_version, resolve_ref
 from registry.services.repositories import find_repository
 from registry.services.versions import VersionFileRef
 from registry.tables import Alias, Repository, Version, VersionFile
@@ -104,10 +105,14 @@ def resolve_revision(
     session: Session, namespace: str, name: str, revision: str
 ) -> ResolvedRevision:
     """The version a Hub revision names (see the module docstring)."""
-    repository = find_hub_repository(session, namespace, name)
     if revision != MAIN:
-        version = resolve_ref(session, repository, revision)
-    elif repository.main_alias is None:
+        try:
+            repository, version = find_version(session, namespace, name, revision)
+        except InvalidInput as exc:
+            raise RepositoryNotFound(exc.message) from exc
+        return ResolvedRevision(repository=repository, version=version)
+    repository = find_hub_repository(session, namespace, name)
+    if repository.main_alias is None:
         version = resolve_ref(session, repository, "latest")
     else:
         try:
@@ -151,18 +156,24 @@ def _empty_model_info(repository: Repository) -> HubModelInfo:
     )
 
 
+_VERSION_FILES = select(VersionFile).where(col(VersionFile.version_id) == bindparam("version_id"))
+_VERSION_ALIASES = (
+    select(col(Alias.name))
+    .where(col(Alias.version_id) == bindparam("version_id"))
+    .order_by(col(Alias.name))
+)
+"""Built once: see ``registry.services.refs``."""
+
+
 def _version_files(session: Session, version: Version) -> list[VersionFile]:
     """The version's files and its exports, by path."""
-    files = session.exec(select(VersionFile).where(VersionFile.version_id == version.id)).all()
+    files = session.exec(_VERSION_FILES, params={"version_id": version.id}).all()
     return sorted([*files, *derived_files(session, version)], key=lambda row: row.path)
 
 
 def _version_aliases(session: Session, version: Version) -> list[str]:
-    return list(
-        session.exec(
-            select(Alias.name).where(Alias.version_id == version.id).order_by(col(Alias.name))
-        ).all()
-    )
+    rows = session.connection().execute(_VERSION_ALIASES, {"version_id": version.id})
+    return list(rows.scalars())
 
 
 def _tags(repository: Repository, version: Version) -> list[str]:

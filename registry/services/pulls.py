@@ -1,10 +1,13 @@
-"""Pulls: every file a client downloads is an audit event ``version.pull``.
+"""Pulls: every file a client downloads is a record of the access log.
 
 A pull is recorded when a GET hands out a file's bytes: streamed (200, or 206
 for a range) or as a redirect to the object store's presigned URL. HEAD
 requests and ``304 Not Modified`` answers move no bytes and are not pulls.
-The event says who (actor), from which address, with which user agent, which
-version, digest and file, through which API and under which revision.
+The record says who (actor), from which address, with which user agent, which
+version, digest and file, through which API and under which revision. It is
+queued in memory and written in a batch (``registry.services.access_log``):
+a download takes no database lock. Pulls recorded before the access log
+existed stay in the audit chain as ``version.pull`` events.
 
 The address is the request's client as the server resolved it: uvicorn
 replaces the peer with the ``X-Forwarded-For`` client only when the peer is a
@@ -18,16 +21,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 from fastapi import Request, Response
-from sqlmodel import Session
 
-from registry.db import begin_write
-from registry.services.audit import VERSION_PULL, Caller, record_event
+from registry.services.access_log import AccessLog, Pull
+from registry.services.audit import Caller
 from registry.services.versions import VersionFileRef
+from registry.tables import utcnow
 
 PULL_STATUSES = frozenset({200, 206, 302, 303, 307})
 
 Via = Literal["hub", "api"]
 _MAX_HEADER = 512
+_MAX_REVISION = 255
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ def pull_client(request: Request) -> PullClient:
 
 
 def record_pull(
-    session: Session,
+    access_log: AccessLog,
     caller: Caller,
     file: VersionFileRef,
     client: PullClient,
@@ -60,41 +64,31 @@ def record_pull(
     redirect: bool = False,
     byte_range: str | None = None,
 ) -> None:
-    """Commit one ``version.pull`` event in its own write transaction.
-
-    Ends whatever (read) transaction ``session`` is in first.
-    """
-    begin_write(session)
-    try:
-        record_event(
-            session,
-            caller,
-            VERSION_PULL,
+    """Queue one pull for the access log (written within a second)."""
+    access_log.record(
+        Pull(
+            at=utcnow(),
+            actor=caller.actor,
             repository=file.repository,
-            target=f"{file.repository}@{file.version}/{file.path}",
-            after={
-                "version": file.version,
-                "digest": file.digest,
-                "path": file.path,
-                "sha256": file.sha256,
-                "size": file.size,
-                "revision": revision,
-                "via": via,
-                "redirect": redirect,
-                "range": byte_range,
-                "address": client.address,
-                "forwarded_for": client.forwarded_for,
-                "user_agent": client.user_agent,
-            },
+            version=file.version,
+            digest=file.digest,
+            path=file.path,
+            sha256=file.sha256,
+            size=file.size,
+            revision=revision[:_MAX_REVISION],
+            via=via,
+            redirect=redirect,
+            byte_range=byte_range,
+            address=client.address,
+            forwarded_for=client.forwarded_for,
+            user_agent=client.user_agent,
+            request_id=caller.request_id,
         )
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+    )
 
 
 def record_served_file(
-    session: Session,
+    access_log: AccessLog,
     caller: Caller,
     request: Request,
     file: VersionFileRef,
@@ -107,7 +101,7 @@ def record_served_file(
     if request.method != "GET" or response.status_code not in PULL_STATUSES:
         return
     record_pull(
-        session,
+        access_log,
         caller,
         file,
         pull_client(request),

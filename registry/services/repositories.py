@@ -2,30 +2,48 @@
 
 from __future__ import annotations
 
-from sqlalchemy import String, cast, func, or_
+from sqlalchemy import String, bindparam, cast, func, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from registry.errors import RepositoryNotFound
 from registry.schemas import Repo, RepoList
+from registry.services.access_log import repository_downloads
 from registry.services.audit import REPOSITORY_CREATE, Caller, record_event
 from registry.services.base_models import usable_base_model
 from registry.services.names import check_repository_name, repository_id
 from registry.services.visibility import EVERYTHING, Visibility
 from registry.tables import Alias, Repository, Version, utcnow
 
+_REPOSITORY = select(Repository).where(
+    col(Repository.namespace) == bindparam("namespace"), col(Repository.name) == bindparam("name")
+)
+"""Built once: see ``registry.services.refs``."""
+
 
 def find_repository(session: Session, namespace: str, name: str) -> Repository:
     check_repository_name(namespace, name)
-    row = session.exec(
-        select(Repository).where(Repository.namespace == namespace, Repository.name == name)
-    ).first()
+    row = session.exec(_REPOSITORY, params={"namespace": namespace, "name": name}).first()
     if row is None:
         raise RepositoryNotFound(
             f"repository {repository_id(namespace, name)} does not exist; "
             "push a version to create it, or check the name with `lorry ls`"
         )
     return row
+
+
+def lock_repository(session: Session, namespace: str, name: str) -> Repository:
+    """The repository row, locked until the transaction ends (``FOR UPDATE`` on PostgreSQL;
+    SQLite's write transaction already holds the whole database): alias moves of one
+    repository, through any replica, queue here instead of racing to insert the same
+    alias or recording a stale ``before``."""
+    find_repository(session, namespace, name)
+    return session.exec(
+        select(Repository)
+        .where(Repository.namespace == namespace, Repository.name == name)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
 
 
 def lock_or_create_repository(
@@ -101,6 +119,7 @@ def repo_out(session: Session, row: Repository) -> Repo:
         base_model_link=latest.base_model_link if latest else None,
         base_model_setting=row.base_model_link,
         main_alias=row.main_alias,
+        downloads=repository_downloads(session, repository_id(row.namespace, row.name)),
     )
 
 

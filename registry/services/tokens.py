@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import func
@@ -116,8 +116,15 @@ def list_tokens(session: Session, *, include_revoked: bool = False) -> TokenList
     return TokenList(items=[_token_out(row) for row in session.exec(statement).all()])
 
 
-def revoke_token(session: Session, caller: Caller, token_id: str) -> TokenOut:
-    """Revoke a token (kept, marked revoked, so the audit trail still names it)."""
+def revoke_token(
+    session: Session,
+    caller: Caller,
+    token_id: str,
+    *,
+    on_revoked: Callable[[str], None] | None = None,
+) -> TokenOut:
+    """Revoke a token (kept, marked revoked, so the audit trail still names it);
+    ``on_revoked(token_id)`` runs once the revocation is committed."""
     begin_write(session)
     try:
         row = session.get(ApiToken, token_id)
@@ -138,6 +145,8 @@ def revoke_token(session: Session, caller: Caller, token_id: str) -> TokenOut:
     except BaseException:
         session.rollback()
         raise
+    if on_revoked is not None:
+        on_revoked(token_id)
     session.refresh(row)
     return _token_out(row)
 
@@ -158,6 +167,11 @@ def active_admin_exists(session: Session) -> bool:
 
 def authenticate(session: Session, token: str) -> Principal:
     """The principal of a valid token; ``Unauthorized`` for anything else."""
+    return authenticate_until(session, token)[0]
+
+
+def authenticate_until(session: Session, token: str) -> tuple[Principal, datetime | None]:
+    """The principal of a valid token and when the token expires (``None``: never)."""
     if not token.startswith(TOKEN_PREFIX):
         raise Unauthorized(
             "the bearer token is not a Lorry token (they start with `lorry_`); "
@@ -171,9 +185,10 @@ def authenticate(session: Session, token: str) -> Principal:
         raise Unauthorized(f"token {token_id} was revoked; ask an admin for a new one")
     if row.expires_at is not None and row.expires_at <= utcnow():
         raise Unauthorized(f"token {token_id} expired; ask an admin for a new one")
-    return Principal(
+    principal = Principal(
         name=row.principal,
         scopes=expand_scopes(list(row.scopes)),
         namespaces=tuple(row.namespaces),
         token_id=row.id,
     )
+    return principal, row.expires_at

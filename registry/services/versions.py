@@ -4,25 +4,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
 from registry.schemas import FileEntry, VersionList, VersionOut
+from registry.services.access_log import version_downloads
 from registry.services.names import repository_id
-from registry.services.refs import resolve_ref
+from registry.services.refs import find_version
 from registry.services.repositories import find_repository
 from registry.tables import Alias, Repository, Version, VersionFile
 
+_FILES = (
+    select(VersionFile)
+    .where(col(VersionFile.version_id) == bindparam("version_id"))
+    .order_by(col(VersionFile.path))
+)
+_ALIASES = (
+    select(col(Alias.name))
+    .where(col(Alias.version_id) == bindparam("version_id"))
+    .order_by(col(Alias.name))
+)
+"""Built once: see ``registry.services.refs``."""
+
 
 def version_out(session: Session, repository: Repository, row: Version) -> VersionOut:
-    files = session.exec(
-        select(VersionFile).where(VersionFile.version_id == row.id).order_by(col(VersionFile.path))
-    ).all()
-    aliases = session.exec(
-        select(Alias.name).where(Alias.version_id == row.id).order_by(col(Alias.name))
-    ).all()
+    files = session.exec(_FILES, params={"version_id": row.id}).all()
+    aliases = session.connection().execute(_ALIASES, {"version_id": row.id}).scalars().all()
+    repo_id = repository_id(repository.namespace, repository.name)
     return VersionOut(
-        repository=repository_id(repository.namespace, repository.name),
+        repository=repo_id,
         version=row.number,
         digest=f"sha256:{row.digest}",
         commit=row.digest[:40],
@@ -36,6 +46,7 @@ def version_out(session: Session, repository: Repository, row: Version) -> Versi
         card=row.card,
         aliases=list(aliases),
         lineage=row.lineage,
+        downloads=version_downloads(session, repo_id, row.number),
     )
 
 
@@ -56,8 +67,7 @@ def list_versions(
 
 
 def get_version(session: Session, namespace: str, name: str, ref: str) -> VersionOut:
-    repository = find_repository(session, namespace, name)
-    return version_out(session, repository, resolve_ref(session, repository, ref))
+    return version_out(session, *find_version(session, namespace, name, ref))
 
 
 @dataclass(frozen=True)

@@ -396,11 +396,12 @@ def test_with_tokens_the_console_asks_for_one_and_shows_only_what_the_token_may_
     console.wait_until(saved.exists, "the downloaded file")
     with httpx.Client(base_url=seeded_registry.url, timeout=30) as http:
         expected = http.get(f"{API}/repos/beta/chat-tone/versions/1/files/adapter_config.json")
-        pulls = http.get(
-            f"{API}/audit", params={"action": "version.pull", "actor": "beta-reader"}
-        ).json()["items"]
+        seeded_registry.server.server.config.app.state.access_log.flush()
+        pulls = http.get(f"{API}/access-log", params={"actor": "beta-reader"}).json()["items"]
     console.wait_until(lambda: saved.read_bytes() == expected.content, "the whole file")
-    assert [pull["target"] for pull in pulls] == ["beta/chat-tone@1/adapter_config.json"]
+    assert [(p["repository"], p["version"], p["path"]) for p in pulls] == [
+        ("beta/chat-tone", 1, "adapter_config.json")
+    ]
 
     console.open("/repos/acme/sql-gen")
     error = console.text("main .error")

@@ -60,6 +60,10 @@ class LiveRegistry:
     versions: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Published versions by a label of the test data, e.g. ``adapter-v1``."""
 
+    def flush_access_log(self) -> None:
+        """Write the downloads recorded so far (the server batches them every second)."""
+        self.log.app.state.access_log.flush()  # type: ignore[attr-defined]
+
     @property
     def presigns(self) -> bool:
         return (self.settings.resolved_blob_url() or "").startswith("s3://")

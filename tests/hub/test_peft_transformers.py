@@ -83,10 +83,11 @@ def test_peft_and_transformers_load_adapters_and_models_from_lorry(
     assert diffs["adapter_vs_base"] > 1e-4
     assert diffs["model_vs_dir"] == 0.0
 
+    live_registry.flush_access_log()
     pulled = {
-        (p["after"]["version"], p["after"]["path"])
+        (p["version"], p["path"])
         for p in live_registry.http.get(
-            "/api/v1/audit", params={"action": "version.pull", "repository": ADAPTER_REPO}
+            "/api/v1/access-log", params={"repository": ADAPTER_REPO}
         ).json()["items"]
     }
     assert (1, "adapter_model.safetensors") in pulled

@@ -1,8 +1,10 @@
-"""Pull records and the repository's main alias, through the real clients and ``lorry``."""
+"""Pull records (the access log) and the repository's main alias, through the real clients
+and ``lorry``."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 from huggingface_hub.errors import RevisionNotFoundError
 from typer.testing import CliRunner
 
-from cli import registry_commands, repo_commands
+from cli import access_commands, registry_commands, repo_commands
 from tests.hub.conftest import ADAPTER_REPO, API, LiveRegistry, directory_files, version_files
 
 
@@ -19,15 +21,15 @@ def _lorry(registry: LiveRegistry, *args: str) -> str:
     app = typer.Typer()
     registry_commands.register(app)
     repo_commands.register(app)
+    access_commands.register(app)
     result = CliRunner().invoke(app, list(args), env={"LORRY_URL": registry.url, "COLUMNS": "250"})
     assert result.exit_code == 0, result.output
     return result.output
 
 
 def _pulls(registry: LiveRegistry, repository: str) -> list[dict]:
-    response = registry.http.get(
-        f"{API}/audit", params={"action": "version.pull", "repository": repository}
-    )
+    registry.flush_access_log()
+    response = registry.http.get(f"{API}/access-log", params={"repository": repository})
     assert response.status_code == 200, response.text
     items: list[dict] = response.json()["items"]
     return items
@@ -47,8 +49,8 @@ def test_every_download_is_recorded_with_address_and_version(
     )
     (pull,) = _pulls(live_registry, ADAPTER_REPO)
     assert pull["actor"] == "local"
-    assert pull["target"] == f"{ADAPTER_REPO}@1/adapter_model.safetensors"
-    after = pull["after"]
+    assert (pull["repository"], pull["path"]) == (ADAPTER_REPO, "adapter_model.safetensors")
+    after = pull
     assert after["version"] == 1
     assert after["digest"] == v1["digest"]
     assert after["revision"] == "production"
@@ -73,14 +75,25 @@ def test_every_download_is_recorded_with_address_and_version(
         ADAPTER_REPO, revision="2", cache_dir=hub_env / "other", endpoint=live_registry.url
     )
     pulls = _pulls(live_registry, ADAPTER_REPO)
-    v2_paths = {p["after"]["path"] for p in pulls if p["after"]["version"] == 2}
+    v2_paths = {p["path"] for p in pulls if p["version"] == 2}
     assert v2_paths == {f["path"] for f in live_registry.versions["adapter-v2"]["files"]}
 
-    output = _lorry(
-        live_registry, "audit", "--action", "version.pull", "--repo", ADAPTER_REPO, "--json"
-    )
+    output = _lorry(live_registry, "downloads", ADAPTER_REPO, "--json")
     listed = json.loads(output)["items"]
     assert [item["id"] for item in listed] == [item["id"] for item in pulls]
+    only_v2 = json.loads(_lorry(live_registry, "downloads", f"{ADAPTER_REPO}@2", "--json"))
+    assert {item["path"] for item in only_v2["items"]} == v2_paths
+
+    # The counts that `lorry show` and the console display.
+    v1_count = live_registry.http.get(f"{API}/repos/{ADAPTER_REPO}/versions/1").json()
+    assert v1_count["downloads"] == 1
+    repo = live_registry.http.get(f"{API}/repos/{ADAPTER_REPO}").json()
+    assert repo["downloads"] == len(pulls)
+    shown = _lorry(live_registry, "show", f"{ADAPTER_REPO}@2")
+    assert re.search(rf"downloads\s+{len(v2_paths)}\s", shown), shown
+    # Downloads are reads: none of them is an audit event.
+    audit = live_registry.http.get(f"{API}/audit", params={"repository": ADAPTER_REPO}).json()
+    assert "version.pull" not in {event["action"] for event in audit["items"]}
 
 
 def test_main_alias_setting_chooses_what_main_serves(
@@ -159,8 +172,8 @@ def test_native_api_downloads_are_recorded_as_pulls(live_registry: LiveRegistry)
     response = live_registry.http.get(path, headers={"User-Agent": "lorry-test"})
     assert response.status_code == 200
     (pull,) = _pulls(live_registry, ADAPTER_REPO)
-    assert pull["target"] == f"{ADAPTER_REPO}@1/adapter_config.json"
-    assert pull["after"]["via"] == "api"
-    assert pull["after"]["revision"] == "production"
-    assert pull["after"]["address"] == "127.0.0.1"
-    assert pull["after"]["user_agent"] == "lorry-test"
+    assert (pull["version"], pull["path"]) == (1, "adapter_config.json")
+    assert pull["via"] == "api"
+    assert pull["revision"] == "production"
+    assert pull["address"] == "127.0.0.1"
+    assert pull["user_agent"] == "lorry-test"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from starlette.concurrency import run_in_threadpool
 
 from registry.api.deps import CallerDep, SessionDep
 from registry.schemas import AliasHistory, AliasList, AliasOut, AliasUpdate
@@ -15,8 +16,10 @@ def list_aliases(session: SessionDep, namespace: str, name: str) -> AliasList:
 
 
 @router.get("/{alias}")
-def get_alias(session: SessionDep, namespace: str, name: str, alias: str) -> AliasOut:
-    return aliases.get_alias(session, namespace, name, alias)
+async def get_alias(session: SessionDep, namespace: str, name: str, alias: str) -> AliasOut:
+    # Async with one thread hop for the service: a sync route costs a second hop (FastAPI
+    # validates a sync route's response in the thread pool too).
+    return await run_in_threadpool(aliases.get_alias, session, namespace, name, alias)
 
 
 @router.put("/{alias}")

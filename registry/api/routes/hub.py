@@ -21,8 +21,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
-from registry.api.deps import BlobStoreDep, CallerDep, SessionDep
+from registry.api.deps import AccessLogDep, BlobStoreDep, CallerDep, SessionDep
 from registry.api.downloads import file_response
 from registry.errors import (
     AliasNotFound,
@@ -89,17 +90,18 @@ router = APIRouter(tags=["hugging face hub"], route_class=HubRoute)
 
 
 @router.get("/api/models/{namespace}/{name}/revision/{revision:path}")
-def model_info_at_revision(
+async def model_info_at_revision(
     session: SessionDep, namespace: str, name: str, revision: str
 ) -> HubModelInfo:
     """Model info at a revision: a version number, alias, digest, commit id or `main`."""
-    return hub.model_info(session, namespace, name, revision)
+    # One thread hop: a sync route costs a second one (FastAPI validates its response there).
+    return await run_in_threadpool(hub.model_info, session, namespace, name, revision)
 
 
 @router.get("/api/models/{namespace}/{name}")
-def model_info(session: SessionDep, namespace: str, name: str) -> HubModelInfo:
+async def model_info(session: SessionDep, namespace: str, name: str) -> HubModelInfo:
     """Model info at `main`."""
-    return hub.model_info(session, namespace, name, hub.MAIN)
+    return await run_in_threadpool(hub.model_info, session, namespace, name, hub.MAIN)
 
 
 @router.get("/api/models/{namespace}/{name}/refs")
@@ -203,6 +205,7 @@ def resolve_file(
     session: SessionDep,
     store: BlobStoreDep,
     caller: CallerDep,
+    access_log: AccessLogDep,
     namespace: str,
     name: str,
     revision: str,
@@ -232,7 +235,9 @@ def resolve_file(
     else:
         response = file_response(request, store, file)
         response.headers.update(hub_headers)
-    pulls.record_served_file(session, caller, request, file, response, via="hub", revision=revision)
+    pulls.record_served_file(
+        access_log, caller, request, file, response, via="hub", revision=revision
+    )
     return response
 
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
 from registry.api.access import VisibilityDep
-from registry.api.deps import BlobStoreDep, CallerDep, SessionDep, SettingsDep
+from registry.api.deps import BlobStoreDep, CallerDep, PrincipalCacheDep, SessionDep, SettingsDep
 from registry.services import alias_time, gc, policies, tokens
 from registry.trust_schemas import (
     AliasAt,
@@ -50,8 +50,12 @@ def list_tokens(session: SessionDep, include_revoked: bool = False) -> TokenList
 
 
 @router.delete("/tokens/{token_id}", tags=["tokens"])
-def revoke_token(session: SessionDep, caller: CallerDep, token_id: str) -> TokenOut:
-    return tokens.revoke_token(session, caller, token_id)
+def revoke_token(
+    session: SessionDep, caller: CallerDep, principals: PrincipalCacheDep, token_id: str
+) -> TokenOut:
+    """Revoke a token: this process forgets it at once, other replicas within
+    `LORRY_PRINCIPAL_CACHE_S`."""
+    return tokens.revoke_token(session, caller, token_id, on_revoked=principals.forget)
 
 
 @router.post("/policies", status_code=201, tags=["policies"])

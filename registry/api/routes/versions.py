@@ -3,8 +3,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
-from registry.api.deps import BlobStoreDep, CallerDep, SessionDep, SettingsDep
+from registry.api.deps import AccessLogDep, BlobStoreDep, CallerDep, SessionDep, SettingsDep
 from registry.api.downloads import file_response
 from registry.schemas import PublishRequest, VersionList, VersionOut
 from registry.services import derived_files, publish, pulls, versions
@@ -37,8 +38,9 @@ def list_versions(
 
 
 @router.get("/{ref}")
-def get_version(session: SessionDep, namespace: str, name: str, ref: str) -> VersionOut:
-    return versions.get_version(session, namespace, name, ref)
+async def get_version(session: SessionDep, namespace: str, name: str, ref: str) -> VersionOut:
+    # One thread hop (see routes.aliases.get_alias).
+    return await run_in_threadpool(versions.get_version, session, namespace, name, ref)
 
 
 @router.get(
@@ -55,10 +57,11 @@ def download_file(
     ref: str,
     path: str,
     caller: CallerDep,
+    access_log: AccessLogDep,
 ) -> Response:
     file = derived_files.find_file(session, namespace, name, ref, path)
     response = file_response(request, store, file)
-    pulls.record_served_file(session, caller, request, file, response, via="api", revision=ref)
+    pulls.record_served_file(access_log, caller, request, file, response, via="api", revision=ref)
     return response
 
 

@@ -41,6 +41,7 @@ function facts(repo) {
         : "—",
     ),
     row("Created", [timeElement(repo.created_at), ` by ${repo.created_by}`]),
+    row("Downloads", h("span", { class: "number" }, String(repo.downloads ?? 0))),
     row(
       ["Hugging Face ", h("code", {}, "main")],
       repo.main_alias ? ["follows the alias ", h("code", {}, repo.main_alias)] : "the latest version",
@@ -95,6 +96,7 @@ function versionSection(repo, versions, selected, offset) {
       ),
       h("td", {}, digestElement(version.digest)),
       h("td", { class: "number" }, formatBytes(version.size)),
+      h("td", { class: "number" }, String(version.downloads ?? 0)),
       h("td", {}, version.created_by),
       h("td", {}, timeElement(version.created_at)),
       h("td", { class: "message" }, version.message || h("span", { class: "muted" }, "—")),
@@ -121,7 +123,7 @@ function versionSection(repo, versions, selected, offset) {
     );
   });
   add(section, 
-    table(null, ["Version", "Digest", "Size", "Author", "Published", "Message", "Aliases", "Lineage"], rows),
+    table(null, ["Version", "Digest", "Size", "Downloads", "Author", "Published", "Message", "Aliases", "Lineage"], rows),
   );
   const previous = offset > 0 ? links.repo(repo.id) + `?offset=${Math.max(0, offset - PAGE_SIZE)}` : null;
   const next = offset + PAGE_SIZE < versions.total ? `${links.repo(repo.id)}?offset=${offset + PAGE_SIZE}` : null;
@@ -355,6 +357,8 @@ export async function render(ctx, namespace, name) {
       h("dd", {}, h("code", {}, version.commit)),
       h("dt", {}, "Published"),
       h("dd", {}, timeElement(version.created_at), ` by ${version.created_by}`),
+      h("dt", {}, "Downloads"),
+      h("dd", {}, `${version.downloads ?? 0} files`),
       h("dt", {}, "Message"),
       h("dd", {}, version.message || "—"),
       h("dt", {}, "Made of"),

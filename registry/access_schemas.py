@@ -1,0 +1,36 @@
+"""API schemas of the access log (downloads); the table is ``registry.tables.AccessRecord``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+
+class AccessRecordOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    at: datetime
+    actor: str
+    repository: str
+    version: int
+    digest: str
+    path: str
+    sha256: str
+    size: int
+    revision: str
+    via: str
+    redirect: bool
+    range: str | None
+    address: str | None
+    forwarded_for: str | None
+    user_agent: str | None
+    request_id: str | None
+
+
+class AccessList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[AccessRecordOut]
+    total: int
