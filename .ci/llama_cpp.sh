@@ -31,6 +31,14 @@ cmake_flags=(
 )
 log() { printf '[llama.cpp] %s\n' "$*" >&2; }
 
+if ! command -v cmake >/dev/null || ! command -v ninja >/dev/null || ! command -v c++ >/dev/null; then
+    log "installing cmake, ninja and g++ from Debian"
+    sudo=()
+    if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
+    "${sudo[@]}" apt-get update -qq >&2
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends cmake ninja-build g++ >&2
+fi
+
 cpu_flags=$(grep -m1 '^flags' /proc/cpuinfo || true)
 key=$(printf '%s\n' "${cmake_flags[*]}" "$cpu_flags" "$(c++ --version | head -n1)" \
     | sha256sum | cut -c1-12)

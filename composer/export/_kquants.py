@@ -251,7 +251,8 @@ _PIECE = 262144
 
 
 def quantize_tensor(data: Floats, ggml_type: GGMLQuantizationType) -> Bytes:
-    """Encode float32 ``data`` (rows of whole blocks) as ``ggml_type``, as llama.cpp does.
+    """The bytes of float32 ``data`` (rows of whole blocks) as ``ggml_type``, as llama.cpp
+    encodes them.
 
     K-quants by the ports above, in pieces of whole blocks spread over the CPU's cores
     (numpy releases the GIL); every other type by the ``gguf`` package.
@@ -259,7 +260,7 @@ def quantize_tensor(data: Floats, ggml_type: GGMLQuantizationType) -> Bytes:
     quantizer = _K_QUANTIZERS.get(ggml_type)
     flat = np.ascontiguousarray(data, dtype=F32)
     if quantizer is None:
-        encoded: Bytes = quantize(flat, ggml_type)
+        encoded: Bytes = quantize(flat, ggml_type).reshape(-1).view(np.uint8)
         return encoded
     values = flat.reshape(-1)
     pieces = [values[start : start + _PIECE] for start in range(0, values.size, _PIECE)]

@@ -142,7 +142,7 @@ def _encode(data: Values, ggml_type: GGMLQuantizationType) -> npt.NDArray[np.uin
     step = max(1, _PIECE_VALUES // max(1, columns))
     for first in range(0, rows.shape[0], step):
         piece = _float32(rows[first : first + step])
-        encoded = quantize_tensor(piece, ggml_type).reshape(-1).view(np.uint8)
+        encoded = quantize_tensor(piece, ggml_type)
         out[first * row_bytes : first * row_bytes + encoded.size] = encoded
     return out
 

@@ -95,7 +95,9 @@ def _transformers_merged(model_dir: Path, adapter_dir: Path) -> tuple[list[int],
 
 def _llama_cpp(model: Path) -> tuple[list[int], np.ndarray]:
     llama_cpp = load_llama_cpp()
-    llm = llama_cpp.Llama(model_path=str(model), n_ctx=64, n_threads=1, verbose=False)
+    llm = llama_cpp.Llama(
+        model_path=str(model), n_ctx=64, n_threads=1, verbose=False, logits_all=True
+    )
     llm.eval(PROMPT_IDS)
     first = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
     generated: list[int] = []
@@ -107,9 +109,9 @@ def _llama_cpp(model: Path) -> tuple[list[int], np.ndarray]:
     return generated, first
 
 
-@pytest.mark.parametrize("outtype", ["f16", "q8_0"])
+@pytest.mark.parametrize(("outtype", "tolerance"), [("f16", 5e-3), ("q8_0", 5e-2)])
 def test_llama_cpp_runs_the_merged_model_as_transformers_and_peft(
-    outtype: str, llama_with_tokenizer: Path, adapter: Path, tmp_path: Path
+    outtype: str, tolerance: float, llama_with_tokenizer: Path, adapter: Path, tmp_path: Path
 ) -> None:
     merged = export_gguf(
         adapter, tmp_path / "merged.gguf", merge_into=llama_with_tokenizer, outtype=outtype
@@ -120,6 +122,6 @@ def test_llama_cpp_runs_the_merged_model_as_transformers_and_peft(
     error = np.abs(logits - expected_logits).max()
     print(f"\n{outtype}: max |logit - transformers+PEFT| {error:.2e}")
     assert tokens == expected_tokens
-    assert error < 2e-2
+    assert error < tolerance
     # the adapter really is in the merged file
     assert np.abs(base_logits - expected_logits).max() > 10 * error
