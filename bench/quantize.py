@@ -128,7 +128,10 @@ def run_child(kind: str, source: Path, out: Path) -> dict[str, float]:
         check=True,
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        },
     )
     measured: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
     return measured
