@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-_OUTTYPES = ("f32", "f16", "bf16", "q8_0")
+_OUTTYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_s", "q4_k_m", "q5_k_m", "q6_k")
 
 
 def _is_reference(value: str) -> bool:
@@ -80,6 +80,7 @@ def _run_export(
     overwrite: bool,
     name: str | None,
     as_json: bool,
+    merge_into: Path | None = None,
 ) -> GGUFExport:
     from composer import ComposerError
     from composer.export import export_gguf
@@ -87,7 +88,13 @@ def _run_export(
     try:
         if as_json:
             return export_gguf(
-                source_dir, out, outtype=outtype, base=base, overwrite=overwrite, name=name
+                source_dir,
+                out,
+                outtype=outtype,
+                base=base,
+                merge_into=merge_into,
+                overwrite=overwrite,
+                name=name,
             )
         with step_progress(stderr) as bar:
             task = bar.add_task("exporting", total=None)
@@ -100,6 +107,7 @@ def _run_export(
                 out,
                 outtype=outtype,
                 base=base,
+                merge_into=merge_into,
                 overwrite=overwrite,
                 name=name,
                 progress=on_tensor,
@@ -110,6 +118,8 @@ def _run_export(
 
 def _print_result(result: GGUFExport, source: str) -> None:
     what = "LoRA adapter" if result.kind == "adapter" else "model"
+    if result.merged_into is not None:
+        what = "model (adapter merged into its base)"
     stdout.print(
         f"[green]Exported[/green] {source} as a GGUF {what} ({result.architecture}, "
         f"{result.outtype}, {result.tensors} tensors, {result.size:,} bytes): [bold]{result.out}"
@@ -130,7 +140,8 @@ def gguf_command(
         str | None,
         typer.Option(
             "--outtype",
-            help="f32, f16, bf16 or q8_0 (default: f32 for adapters, f16 for models).",
+            help="f32, f16, bf16 or q8_0 (default: f32 for adapters, f16 for models); for "
+            "models and merges also llama-quantize's mixes q4_k_m, q4_k_s, q5_k_m, q6_k, q4_0.",
         ),
     ] = None,
     base: Annotated[
@@ -140,6 +151,16 @@ def gguf_command(
             metavar="DIR|NAMESPACE/NAME[@REF]",
             help="Adapters: the base model (its config.json is enough); default: the "
             "adapter's base_model_name_or_path.",
+        ),
+    ] = None,
+    merge_into: Annotated[
+        str | None,
+        typer.Option(
+            "--merge-into",
+            metavar="DIR|NAMESPACE/NAME[@REF]",
+            help="Merge the adapter SOURCE into this base model (float32, as compose "
+            "merges) and export one model file, e.g. --outtype q4_k_m. Registry references "
+            "are pulled and merged on this machine.",
         ),
     ] = None,
     name: Annotated[
@@ -174,6 +195,18 @@ def gguf_command(
     if out.is_dir():
         fail(f"{out} is a directory; give the path of the .gguf file to write", "output_exists")
     source_path = Path(source).expanduser()
+    if merge_into is not None:
+        if base is not None:
+            fail(
+                "--base names an adapter's base for an adapter export; with --merge-into "
+                "the base is the model merged into",
+                "invalid_input",
+            )
+        result = _merged_export(
+            source, merge_into, out, outtype, overwrite, name, registry, as_json
+        )
+        _report(result, source, as_json, merge_into)
+        return
     base_path = Path(base).expanduser() if base is not None else None
     local_source = source_path.exists() or not _is_reference(source)
     local_base = base_path is None or base_path.exists() or not _is_reference(str(base))
@@ -242,6 +275,61 @@ def gguf_command(
                 name=name,
                 as_json=as_json,
             )
+    _report(result, source, as_json)
+
+
+def _local_or_pulled(
+    value: str, client: LorryClient | None, work: Path, as_json: bool
+) -> tuple[Path, str | None]:
+    """A local directory as it is, or a registry reference pulled into ``work``."""
+    path = Path(value).expanduser()
+    if path.exists() or not _is_reference(value):
+        if not path.is_dir():
+            fail(f"{value} is neither a directory nor a registry reference", "invalid_input")
+        return path, None
+    assert client is not None
+    repository, ref = parse_reference(value, allow_ref=True)
+    with transfer_progress(as_json) as progress:
+        pulled = pull_version(client, repository, ref or "latest", work, progress=progress)
+    return pulled.directory, f"{repository}@{pulled.version['version']}"
+
+
+def _merged_export(
+    source: str,
+    merge_into: str,
+    out: Path,
+    outtype: str | None,
+    overwrite: bool,
+    name: str | None,
+    registry: str | None,
+    as_json: bool,
+) -> GGUFExport:
+    remote = any(
+        not Path(value).expanduser().exists() and _is_reference(value)
+        for value in (source, merge_into)
+    )
+    with tempfile.TemporaryDirectory(prefix="lorry-merge-") as scratch:
+        work = Path(scratch)
+        if remote:
+            with registry_client(registry) as client:
+                adapter, adapter_ref = _local_or_pulled(source, client, work / "adapter", as_json)
+                base, _ = _local_or_pulled(merge_into, client, work / "base", as_json)
+        else:
+            adapter, adapter_ref = _local_or_pulled(source, None, work, as_json)
+            base, _ = _local_or_pulled(merge_into, None, work, as_json)
+        return _run_export(
+            adapter,
+            out,
+            outtype=outtype,
+            base=None,
+            overwrite=overwrite,
+            name=name or adapter_ref,
+            as_json=as_json,
+            merge_into=base,
+        )
+
+
+def _report(result: GGUFExport, source: str, as_json: bool, merged_into: str | None = None) -> None:
     if as_json:
         echo_json(
             {
@@ -253,6 +341,7 @@ def gguf_command(
                 "tensors": result.tensors,
                 "size": result.size,
                 "tokenizer_pre": result.tokenizer_pre,
+                "merged_into": merged_into,
             }
         )
     else:

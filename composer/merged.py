@@ -27,7 +27,7 @@ from composer.errors import InvalidBaseModel
 from composer.shards import DTYPES as _DTYPES
 from composer.shards import ShardWriter
 
-__all__ = ["BaseModel", "Delta", "TensorEntry", "read_base_model", "write_merged"]
+__all__ = ["BaseModel", "Delta", "TensorEntry", "add_delta", "read_base_model", "write_merged"]
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
@@ -238,7 +238,7 @@ def _write_cast(writer: ShardWriter, tensor: torch.Tensor, out_dtype: torch.dtyp
         _emit(writer, flat[first : first + _CHUNK_ELEMENTS], out_dtype)
 
 
-def _add_delta(weight: torch.Tensor, delta: Delta, device: torch.device) -> torch.Tensor:
+def add_delta(weight: torch.Tensor, delta: Delta, device: torch.device) -> torch.Tensor:
     """``weight + delta`` in float32 (a fresh tensor: ``weight`` is left alone)."""
     merged = weight.to(device=device, dtype=torch.float32, copy=True)
     if isinstance(delta, tuple):
@@ -354,7 +354,7 @@ def _write_tensor(
         _write_merged_cpu(writer, tensor, delta, target, scratch)
     else:
         # One call on the accelerator, as before: a chunked matmul could pick other kernels.
-        merged = _add_delta(tensor, delta, device).to(target).cpu()
+        merged = add_delta(tensor, delta, device).to(target).cpu()
         writer.append(merged.reshape(-1).view(torch.uint8).numpy().data)
         del merged
     del tensor

@@ -22,9 +22,9 @@ from registry.db import create_engine_for, ensure_migrated
 from registry.errors import UnsupportedConfiguration
 from registry.jobs import open_job_queue
 from registry.jobs.checkpointing import CheckpointScheduler
+from registry.services.access_log import AccessLog
 from registry.services.audit_checkpoints import CheckpointSetup
 from registry.services.audit_verify import VerificationCache
-from registry.services.access_log import AccessLog
 from registry.services.principal_cache import PrincipalCache
 from registry.storage import open_blob_store
 from registry.storage.scratch import reclaim

@@ -7,7 +7,7 @@ tensor names and layouts of llama.cpp's ``convert_lora_to_gguf.py`` and
 
 from composer.export._api import GGUFExport, export_gguf
 from composer.export._arch import SUPPORTED_ARCHITECTURES
-from composer.export._writer import OUT_TYPES
+from composer.export._writer import ADAPTER_OUT_TYPES, OUT_TYPES
 from composer.export.errors import (
     UnsupportedArchitecture,
     UnsupportedModel,
@@ -15,6 +15,7 @@ from composer.export.errors import (
 )
 
 __all__ = [
+    "ADAPTER_OUT_TYPES",
     "OUT_TYPES",
     "SUPPORTED_ARCHITECTURES",
     "GGUFExport",

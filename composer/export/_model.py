@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import torch
 from gguf import GGML_QUANT_VERSION, GGUFType, GGUFWriter
 from safetensors import safe_open
 
 from composer.errors import InvalidBaseModel
 from composer.export._arch import ModelSpec, read_model_spec
+from composer.export._merge import Merger
+from composer.export._mixes import K_MIXES, mix_types
 from composer.export._tokenizer import TokenizerSummary, add_tokenizer
 from composer.export._writer import (
     OutType,
     PlannedTensor,
     ProgressCallback,
     TensorLoader,
+    Values,
     check_output,
     file_type,
     tensor_type,
@@ -46,17 +52,23 @@ def _weight_files(model_dir: Path) -> list[Path]:
     raise InvalidBaseModel(f"no safetensors weights in {model_dir}{hint}")
 
 
-def _loader(shard: Path, key: str, spec: ModelSpec) -> TensorLoader:
-    def load() -> npt.NDArray[np.float32]:
+def _loader(shard: Path, key: str, spec: ModelSpec, merge: Merger | None) -> TensorLoader:
+    def load() -> Values:
         with safe_open(str(shard), framework="pt") as handle:
-            tensor = handle.get_tensor(key)
-        values: npt.NDArray[np.float32] = tensor.float().numpy()
-        return spec.permute_rows(key, values)
+            tensor: torch.Tensor = handle.get_tensor(key)
+        if merge is not None:
+            tensor = merge(key, tensor)
+        if spec.permute_qk and (".q_proj." in key or ".k_proj." in key):
+            values: npt.NDArray[np.float32] = tensor.float().numpy()
+            return spec.permute_rows(key, values)
+        return tensor
 
     return load
 
 
-def _plan(model_dir: Path, spec: ModelSpec, outtype: OutType) -> list[PlannedTensor]:
+def _plan(
+    model_dir: Path, spec: ModelSpec, outtype: OutType, merge: Merger | None
+) -> list[PlannedTensor]:
     planned: list[PlannedTensor] = []
     freqs = spec.rope_freqs()
     if freqs is not None:
@@ -86,15 +98,35 @@ def _plan(model_dir: Path, spec: ModelSpec, outtype: OutType) -> list[PlannedTen
                 )
             planned.append(
                 PlannedTensor(
-                    name, shape, tensor_type(outtype, name, shape), _loader(shard, key, spec)
+                    name, shape, tensor_type(outtype, name, shape), _loader(shard, key, spec, merge)
                 )
             )
+    planned.sort(key=_layer_order)
     names = [tensor.name for tensor in planned]
     if len(set(names)) != len(names):
         raise UnsupportedModel(f"{model_dir}: two tensors map to the same llama.cpp name")
     if "token_embd.weight" not in names:
         raise UnsupportedModel(f"{model_dir}: no token embedding (model.embed_tokens.weight)")
+    if outtype in K_MIXES:
+        return _apply_mix(outtype, planned, spec.n_layers)
     return planned
+
+
+def _layer_order(tensor: PlannedTensor) -> int:
+    """Blocks in layer order (blk.2 before blk.10): llama.cpp's mixes count layers as
+    they meet them in the file. Other tensors first; the sort is stable."""
+    found = re.match(r"blk\.(\d+)\.", tensor.name)
+    return int(found.group(1)) if found else -1
+
+
+def _apply_mix(
+    outtype: OutType, planned: list[PlannedTensor], n_layers: int
+) -> list[PlannedTensor]:
+    chosen = mix_types(outtype, [(tensor.name, tensor.shape) for tensor in planned], n_layers)
+    return [
+        tensor if ggml_type is None else replace(tensor, ggml_type=ggml_type)
+        for tensor, ggml_type in zip(planned, chosen, strict=True)
+    ]
 
 
 def export_model(
@@ -105,14 +137,18 @@ def export_model(
     overwrite: bool,
     name: str | None,
     progress: ProgressCallback | None,
+    merge: Merger | None = None,
 ) -> tuple[ModelSpec, TokenizerSummary, int, int]:
-    """Write ``model_dir`` as a GGUF model; return (spec, tokenizer, tensor count, bytes)."""
+    """Write ``model_dir`` as a GGUF model; return (spec, tokenizer, tensor count, bytes).
+
+    ``merge`` (``composer.export._merge``) adds an adapter to each weight it adapts.
+    """
     check_output(out, overwrite)
     config_file = model_dir / "config.json"
     if not config_file.is_file():
         raise InvalidBaseModel(f"no config.json in {model_dir}")
     spec = read_model_spec(config_file)
-    tensors = _plan(model_dir, spec, outtype)
+    tensors = _plan(model_dir, spec, outtype, merge)
 
     writer = GGUFWriter(None, spec.arch_name)
     writer.add_type(GGUFType.MODEL)

@@ -21,17 +21,21 @@ from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
+import torch
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFWriter, LlamaFileType
-from gguf.quants import quantize
 
 from composer.errors import OutputExists
+from composer.export._kquants import quantize_tensor
+from composer.export._mixes import K_MIXES, mix_file_type
 
 __all__ = [
+    "ADAPTER_OUT_TYPES",
     "OUT_TYPES",
     "OutType",
     "PlannedTensor",
     "ProgressCallback",
     "TensorLoader",
+    "Values",
     "check_output",
     "file_type",
     "tensor_type",
@@ -40,9 +44,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-OutType = Literal["f32", "f16", "bf16", "q8_0"]
+OutType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_s", "q4_k_m", "q5_k_m", "q6_k"]
 OUT_TYPES: tuple[str, ...] = get_args(OutType)
-TensorLoader = Callable[[], npt.NDArray[np.float32]]
+ADAPTER_OUT_TYPES: tuple[str, ...] = ("f32", "f16", "bf16", "q8_0")
+"""LoRA adapters: the converter's types; the quantization mixes are for models."""
+Values = npt.NDArray[np.float32] | torch.Tensor
+"""A tensor's values in their final layout: float32 numpy, or a torch tensor of any
+floating dtype (a bfloat16 weight as it was read), converted a piece at a time."""
+TensorLoader = Callable[[], Values]
 ProgressCallback = Callable[[str, int, int], None]
 """Called as ``(tensor_name, done, total)`` after each tensor is written."""
 
@@ -64,8 +73,8 @@ _MATRIX_TYPES: dict[str, GGMLQuantizationType] = {
 class PlannedTensor:
     """A tensor to write: its GGUF name, logical shape, storage type and a loader.
 
-    ``load`` returns the float32 values in their final layout; it is called once,
-    while the file is being written.
+    ``load`` returns the values in their final layout; it is called once, while the
+    file is being written.
     """
 
     name: str
@@ -80,6 +89,8 @@ class PlannedTensor:
 
 
 def file_type(outtype: OutType) -> LlamaFileType:
+    if outtype in K_MIXES:
+        return mix_file_type(outtype)
     return _FILE_TYPES[outtype]
 
 
@@ -88,9 +99,13 @@ def tensor_type(outtype: OutType, name: str, shape: Sequence[int]) -> GGMLQuanti
 
     Vectors (norms, biases, rope factors) stay float32; matrices take the requested
     type, and Q8_0 falls back to F16 where a row is not a whole number of 32-value blocks.
+    Under a quantization mix (``q4_k_m`` ...) this is the type before the mix's rules
+    (``composer.export._mixes``): float16, as llama-quantize's input usually is.
     """
     if len(shape) <= 1 or name.endswith("_norm.weight"):
         return GGMLQuantizationType.F32
+    if outtype in K_MIXES:
+        return GGMLQuantizationType.F16
     wanted = _MATRIX_TYPES[outtype]
     block_size, _ = GGML_QUANT_SIZES[wanted]
     if shape[-1] % block_size != 0:
@@ -105,11 +120,31 @@ def check_output(out: Path, overwrite: bool) -> None:
         raise OutputExists(f"{out} exists; pass overwrite to replace it")
 
 
-def _encode(
-    data: npt.NDArray[np.float32], ggml_type: GGMLQuantizationType
-) -> npt.NDArray[np.generic]:
-    encoded: npt.NDArray[np.generic] = quantize(np.ascontiguousarray(data, np.float32), ggml_type)
-    return encoded
+_PIECE_VALUES = 1 << 20
+"""Values converted to float32 and encoded at a time: a 128256 x 3072 embedding is
+never whole in float32 (1.5 GB), only as read and as encoded."""
+
+
+def _float32(values: Values) -> npt.NDArray[np.float32]:
+    if isinstance(values, torch.Tensor):
+        converted: npt.NDArray[np.float32] = values.to(torch.float32).numpy()
+        return converted
+    return np.asarray(values, dtype=np.float32)
+
+
+def _encode(data: Values, ggml_type: GGMLQuantizationType) -> npt.NDArray[np.uint8]:
+    """The bytes of ``data`` as ``ggml_type``, encoded a piece of whole rows at a time."""
+    columns = data.shape[-1] if len(data.shape) else 1
+    rows = data.reshape(-1, columns)
+    block_size, type_size = GGML_QUANT_SIZES[ggml_type]
+    row_bytes = columns // block_size * type_size
+    out = np.empty(rows.shape[0] * row_bytes, dtype=np.uint8)
+    step = max(1, _PIECE_VALUES // max(1, columns))
+    for first in range(0, rows.shape[0], step):
+        piece = _float32(rows[first : first + step])
+        encoded = quantize_tensor(piece, ggml_type)
+        out[first * row_bytes : first * row_bytes + encoded.size] = encoded
+    return out
 
 
 def write_gguf(

@@ -67,7 +67,7 @@ def pinned(repository: str, digest_hex: str) -> str:
 
 
 def _check_format(request: ExportRequest, kind: str) -> str:
-    from composer.export import OUT_TYPES
+    from composer.export import ADAPTER_OUT_TYPES, OUT_TYPES
 
     if request.format not in FORMATS:
         raise InvalidInput(
@@ -79,6 +79,11 @@ def _check_format(request: ExportRequest, kind: str) -> str:
         raise InvalidInput(
             f"outtype {outtype!r} is not one of {', '.join(OUT_TYPES)} "
             f"(default: f32 for adapters, f16 for models)"
+        )
+    if kind == "adapter" and outtype not in ADAPTER_OUT_TYPES:
+        raise InvalidInput(
+            f"outtype {outtype!r} is a quantization mix for models; an adapter exports as "
+            f"{', '.join(ADAPTER_OUT_TYPES)}"
         )
     return outtype
 

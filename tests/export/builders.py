@@ -78,17 +78,26 @@ def build_bpe_tokenizer(out: Path, *, style: str = "llama3") -> Path:
     return out
 
 
-def build_tiny_model(out: Path, *, architecture: str = "llama", seed: int = 0) -> Path:
-    """The tiny Llama of tests.factories (or a Qwen2 of the same size) with a tokenizer."""
+def build_tiny_model(
+    out: Path,
+    *,
+    architecture: str = "llama",
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    **sizes: int,
+) -> Path:
+    """The tiny Llama of tests.factories (or a Qwen2 of the same size) with a tokenizer;
+    ``sizes`` override its config (``hidden_size=256`` ...)."""
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-    settings: dict[str, Any] = {**TINY_LLAMA, "vocab_size": MODEL_VOCAB}
+    settings: dict[str, Any] = {**TINY_LLAMA, "vocab_size": MODEL_VOCAB, **sizes}
     settings.update(bos_token_id=0, eos_token_id=1)
     torch.manual_seed(seed)
     if architecture == "llama":
         model: Any = LlamaForCausalLM(LlamaConfig(**settings))
     else:
         model = Qwen2ForCausalLM(Qwen2Config(**settings, tie_word_embeddings=False))
+    torch.nn.Module.to(model, dtype)
     model.save_pretrained(out, safe_serialization=True)
     build_bpe_tokenizer(out, style="llama3" if architecture == "llama" else "qwen2")
     return out

@@ -78,7 +78,7 @@ def test_refusals_exit_1_with_the_reason_and_write_nothing(
     assert no_tokenizer.exit_code == 1
     assert "no tokenizer.json" in no_tokenizer.output
     assert "unsupported_tokenizer" in no_tokenizer.output
-    bad_type = local("export", "gguf", tiny_llama_dir, out, "--outtype", "q4_0")
+    bad_type = local("export", "gguf", tiny_llama_dir, out, "--outtype", "q3_k")
     assert bad_type.exit_code == 1 and "--outtype" in bad_type.output
     missing = local("export", "gguf", tmp_path / "no such dir", out)
     assert missing.exit_code == 1 and "neither a directory" in missing.output

@@ -1,9 +1,9 @@
 """llama.cpp itself (through llama-cpp-python) loads what the export writes.
 
 The tiny Llama exported as a GGUF model plus the exported adapter must give the
-same tokens and greedy continuation as transformers + PEFT. llama-cpp-python
-compiles llama.cpp from source (long), so it is not a test dependency: this
-module is skipped, with the reason printed, where it is not installed.
+same tokens and greedy continuation as transformers + PEFT. llama.cpp is the one
+.ci/llama_cpp.sh builds (tests/llama_cpp.py): skipped with the reason printed where
+it is missing, required in CI.
 """
 
 from __future__ import annotations
@@ -17,11 +17,7 @@ import torch
 
 from composer.export import export_gguf
 from tests.factories import build_lora_adapter
-
-llama_cpp = pytest.importorskip(
-    "llama_cpp",
-    reason="llama-cpp-python is not installed (pip install llama-cpp-python builds llama.cpp)",
-)
+from tests.llama_cpp import load_llama_cpp
 
 PROMPT = "The quick brown fox jumps"
 NEW_TOKENS = 8
@@ -30,6 +26,7 @@ NEW_TOKENS = 8
 def _llama_cpp_greedy(
     model: Path, adapter: Path | None, ids: list[int]
 ) -> tuple[list[int], np.ndarray]:
+    llama_cpp = load_llama_cpp()
     options: dict[str, Any] = {"n_ctx": 128, "n_threads": 1, "verbose": False, "seed": 0}
     if adapter is not None:
         options["lora_path"] = str(adapter)
@@ -71,6 +68,7 @@ def test_llama_cpp_with_the_exported_adapter_matches_transformers_and_peft(
 ) -> None:
     from transformers import AutoTokenizer
 
+    llama_cpp = load_llama_cpp()
     model_dir: Path = request.getfixturevalue(model_fixture)
     adapter_dir = build_lora_adapter(
         model_dir,

@@ -167,7 +167,12 @@ def before_model_digest(client: TestClient) -> str:
 
 @pytest.mark.parametrize(
     ("outtype", "path", "file_type", "matrix_type", "tolerance"),
-    [("f16", "model.gguf", 1, "F16", 1e-3), ("q8_0", "model-q8_0.gguf", 7, "Q8_0", 1e-2)],
+    [
+        ("f16", "model.gguf", 1, "F16", 1e-3),
+        ("q8_0", "model-q8_0.gguf", 7, "Q8_0", 1e-2),
+        # Q4_K_M of the 64-wide tiny model: Q4_K rows are not whole 256-blocks -> Q5_0
+        ("q4_k_m", "model-q4_k_m.gguf", 15, "Q5_0", 1e-2),
+    ],
 )
 def test_a_model_exports_with_its_tokenizer_in_each_outtype(
     client: TestClient,

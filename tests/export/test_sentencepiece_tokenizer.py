@@ -5,8 +5,8 @@ The tokenizer is trained here (sentencepiece, nothing downloaded) and saved as L
 repositories ship theirs: ``tokenizer.model`` and a ``tokenizer.json``. Each source is
 exported on its own too: ``tokenizer.model`` only (llama.cpp's converter reads this),
 and ``tokenizer.json`` only (its scores are recovered from the merges). The llama.cpp
-checks need llama-cpp-python, which compiles llama.cpp from source and is not a test
-dependency: they are skipped, with the reason printed, where it is not installed.
+checks run the llama.cpp that .ci/llama_cpp.sh builds (tests/llama_cpp.py): skipped with
+the reason printed where it is missing, required in CI.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from gguf import TokenType
 from composer.export import UnsupportedTokenizer, export_gguf
 from tests.export.reading import metadata
 from tests.factories import SENTENCEPIECE_VOCAB, TINY_LLAMA, build_sentencepiece_tokenizer
+from tests.llama_cpp import load_llama_cpp
 
 MODEL_VOCAB = SENTENCEPIECE_VOCAB + 28  # more embedding rows than tokens: [PAD{id}] tokens
 SOURCES = {
@@ -88,10 +89,7 @@ def spm_mistral(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def llama_cpp() -> ModuleType:
-    return pytest.importorskip(
-        "llama_cpp",
-        reason="llama-cpp-python is not installed (pip install llama-cpp-python builds llama.cpp)",
-    )
+    return load_llama_cpp()
 
 
 def _source(model_dir: Path, source: str, target: Path) -> Path:
