@@ -19,7 +19,7 @@ from registry.errors import BlobNotFound, Conflict, InvalidInput, MissingBlob
 from registry.schemas import FileEntry, PublishRequest, VersionOut
 from registry.services.aliases import point_alias
 from registry.services.audit import VERSION_PUBLISH, Caller, record_event
-from registry.services.base_models import card_with_usable_base, link_base_model
+from registry.services.base_models import link_base_model
 from registry.services.names import check_alias_name, check_repository_name, repository_id
 from registry.services.repositories import lock_or_create_repository
 from registry.services.versions import version_out
@@ -36,6 +36,7 @@ from registry.validation import (
     validate_adapter,
     validate_model,
 )
+from registry.validation.base_model_names import card_with_usable_base
 from registry.validation.nonfinite import adapter_nonfinite_tensors
 from registry.validation.trainer_state import TRAINER_STATE_KEY, scan_trainer_state
 

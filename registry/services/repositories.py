@@ -10,10 +10,10 @@ from registry.errors import RepositoryNotFound
 from registry.schemas import Repo, RepoList
 from registry.services.access_log import repository_downloads
 from registry.services.audit import REPOSITORY_CREATE, Caller, record_event
-from registry.services.base_models import usable_base_model
 from registry.services.names import check_repository_name, repository_id
 from registry.services.visibility import EVERYTHING, Visibility
 from registry.tables import Alias, Repository, Version, utcnow
+from registry.validation.base_model_names import usable_base_model
 
 _REPOSITORY = select(Repository).where(
     col(Repository.namespace) == bindparam("namespace"), col(Repository.name) == bindparam("name")
