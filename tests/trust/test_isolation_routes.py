@@ -2,8 +2,8 @@
 another namespace, whatever it reads.
 
 The registry holds ``acme`` and three look-alike namespaces (``ACME``, ``acme-x``, ``acm``),
-each with versions, an alias, a description, a writer principal, pulls (``version.pull``
-audit rows with a user agent) and compositions (jobs); ``ACME/mix`` is composed from
+each with versions, an alias, a description, a writer principal, pulls (access-log rows
+with a user agent) and compositions (jobs); ``ACME/mix`` is composed from
 ``acme/sql-gen``, so the ``derived`` walk of an ``acme`` version reaches another namespace.
 Every GET/HEAD route of the app (``app.routes``: the OpenAPI document, the Hub routes, the
 console and the docs), and every POST that authorization counts as a read, is called with
@@ -50,10 +50,11 @@ class Call:
     status: int | None = None
     """``None``: any success (2xx/3xx); else exactly this status."""
     form: dict[str, Any] | None = None
+    json: dict[str, Any] | None = None
 
 
-def ok(url: str, form: dict[str, Any] | None = None) -> Call:
-    return Call(url, None, form)
+def ok(url: str, form: dict[str, Any] | None = None, json: dict[str, Any] | None = None) -> Call:
+    return Call(url, None, form, json)
 
 
 def refused(url: str, status: int) -> Call:
@@ -63,6 +64,7 @@ def refused(url: str, status: int) -> Call:
 REPO = "/api/v1/repos/acme/sql-gen"
 V1 = f"{REPO}/versions/1"
 HUB = "/api/models/acme/sql-gen"
+FORGED = f"?oid={'0' * 64}&size=1&part_size=1&expires=9999999999&signature={'0' * 64}"
 ROUTES: dict[str, list[Call]] = {
     "GET /openapi.json": [ok("/openapi.json")],
     "HEAD /openapi.json": [ok("/openapi.json")],
@@ -141,6 +143,29 @@ ROUTES: dict[str, list[Call]] = {
     "HEAD /{namespace}/{name}/resolve/{revision}/{path:path}": [
         ok("/acme/sql-gen/resolve/production/adapter_config.json")
     ],
+    "GET /api/models": [
+        ok("/api/models?limit=1000"),
+        ok("/api/models?search=sql"),
+        ok("/api/models?author=ACME"),
+    ],
+    "GET /api/models/{namespace}/{name}/commits/{revision}": [ok(f"{HUB}/commits/main")],
+    "GET /api/models/{namespace}/{name}/xet-write-token/{revision:path}": [
+        refused(f"{HUB}/xet-write-token/main", 404)
+    ],
+    "GET /api/v1/access-log": [
+        ok("/api/v1/access-log"),
+        ok("/api/v1/access-log?repository=ACME/sql-gen"),
+    ],
+    "GET /api/whoami-v2": [ok("/api/whoami-v2")],
+    "POST /api/validate-yaml": [
+        ok("/api/validate-yaml", json={"content": "---\nlicense: mit\n---\n", "repoType": "model"})
+    ],
+    # Signed upload URLs: no token needed, and a forged one is refused.
+    "PUT /api/lfs/uploads/{upload_id}": [refused(f"/api/lfs/uploads/forged{FORGED}", 403)],
+    "PUT /api/lfs/uploads/{upload_id}/parts/{number}": [
+        refused(f"/api/lfs/uploads/forged/parts/1{FORGED}", 403)
+    ],
+    "POST /api/lfs/complete/{upload_id}": [refused(f"/api/lfs/complete/forged{FORGED}", 403)],
 }
 
 
@@ -277,6 +302,7 @@ def world(client: TestClient, adapter_files: dict[str, bytes]) -> World:
         own_job=own_job["id"],
         own_blob=next(f["sha256"] for f in first["files"] if f["path"] == "adapter_config.json"),
     )
+    client.app.state.access_log.flush()  # type: ignore[attr-defined]  # the pulls, now
     return world
 
 
@@ -304,7 +330,11 @@ def _call(client: TestClient, method: str, call: Call, url: str, headers: dict[s
     if method == "HEAD":
         return client.head(url, headers=headers, follow_redirects=False)
     if method == "POST":
-        return client.post(url, data=call.form, headers=headers, follow_redirects=False)
+        return client.post(
+            url, data=call.form, json=call.json, headers=headers, follow_redirects=False
+        )
+    if method == "PUT":
+        return client.put(url, content=b"x", headers=headers, follow_redirects=False)
     return client.get(url, headers=headers, follow_redirects=False)
 
 
@@ -336,7 +366,7 @@ def test_the_markers_would_show_a_leak(client: TestClient, world: World) -> None
     """The admin sees other namespaces on the listings: the check above is not vacuous."""
     for url in (
         "/api/v1/repos?limit=1000",
-        "/api/v1/audit?action=version.pull&limit=1000",
+        "/api/v1/access-log",
         "/api/v1/audit/facets",
         "/api/v1/jobs?limit=1000",
         "/api/v1/jobs/{foreign_job}",
