@@ -19,7 +19,13 @@ from datetime import UTC, datetime
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
-from registry.errors import AliasNotFound, FileNotFound, InvalidInput, RepositoryNotFound
+from registry.errors import (
+    AliasNotFound,
+    FileNotFound,
+    InvalidInput,
+    InvalidReference,
+    RepositoryNotFound,
+)
 from registry.hub_schemas import (
     HubLastCommit,
     HubLfs,
@@ -108,7 +114,9 @@ def resolve_revision(
     if revision != MAIN:
         try:
             repository, version = find_version(session, namespace, name, revision)
-        except InvalidInput as exc:
+        except InvalidReference:
+            raise  # a revision that cannot exist: RevisionNotFound, not RepoNotFound
+        except InvalidInput as exc:  # a repository name that cannot exist
             raise RepositoryNotFound(exc.message) from exc
         return ResolvedRevision(repository=repository, version=version)
     repository = find_hub_repository(session, namespace, name)
