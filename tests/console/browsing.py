@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
@@ -76,7 +77,10 @@ class Console:
     def wait_until(self, condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
         deadline = time.monotonic() + timeout
         while True:
-            value = condition()
+            try:
+                value = condition()
+            except StaleElementReferenceException:
+                value = None  # the page re-rendered (a poll) between finding and reading
             if value:
                 return value
             assert time.monotonic() < deadline, f"timed out waiting for {what}"
