@@ -18,7 +18,7 @@ from registry.errors import InvalidInput, TooLarge
 from registry.services import hub_ndjson
 from registry.storage.local import LocalBlobStore
 
-DATA = bytes(range(256)) + b"lorry" * 7
+DATA = bytes(range(256)) + b"lorry" * 7 + b"\xfb\xff\xbf" * 4
 CONTENT = base64.b64encode(DATA).decode()
 
 
@@ -86,6 +86,11 @@ BODIES = {
         '{"key": "file", "value": {"path": "caf\\u00e9 \\"q\\"\\/x.bin", "content": "'
         + ESCAPED
         + '", "meta": {"content": "not the file", "list": ["content", 1]}}}\n'
+    ).encode(),
+    "only slash escapes": (
+        '{"key": "file", "value": {"content": "'
+        + CONTENT.replace("/", "\\/")
+        + '", "path": "s.bin"}}\n'
     ).encode(),
     "nested content key elsewhere": (
         b'{"key": "header", "content": "x", "value": {"summary": "content", '
