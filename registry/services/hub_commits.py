@@ -18,9 +18,6 @@ another is rebuilt on the new head.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -41,8 +38,9 @@ from registry.errors import (
 from registry.schemas import FileEntry, PublishRequest
 from registry.services.audit import Caller
 from registry.services.hub import MAIN, find_hub_repository
+from registry.services.hub_ndjson import Content, Line
 from registry.services.names import parse_ref, repository_id
-from registry.services.publish import manifest_digest, publish_version, store_bytes
+from registry.services.publish import manifest_digest, publish_version
 from registry.storage.base import BlobStore
 from registry.tables import Alias, Repository, Version, VersionFile
 from registry.validation import ADAPTER_CONFIG, check_path
@@ -165,7 +163,12 @@ def _stored_blob(store: BlobStore, path: str, oid: str, size: int | None) -> _Op
 
 
 def _operation(
-    key: str, value: dict[str, Any], line: int, store: BlobStore, settings: Settings
+    key: str,
+    value: dict[str, Any],
+    line: int,
+    content: Content | None,
+    store: BlobStore,
+    settings: Settings,
 ) -> _Operation:
     path = _field(value, "path", str, line)
     if key in ("deletedFile", "deletedFolder"):
@@ -176,19 +179,16 @@ def _operation(
     if key == "file":
         if value.get("encoding", "base64") != "base64":
             raise InvalidInput(f"commit line {line}: file {path!r} must be base64-encoded")
-        try:
-            data = base64.b64decode(_field(value, "content", str, line), validate=True)
-        except binascii.Error:
-            raise InvalidInput(
-                f"commit line {line}: the content of {path!r} is not valid base64"
-            ) from None
-        if len(data) > settings.max_file_bytes:
+        if content is None:
+            _field(value, "content", str, line)  # raises: not a string
+            raise AssertionError("unreachable")
+        if content.size > settings.max_file_bytes:
             raise TooLarge(
-                f"file {path!r} is {len(data)} bytes, over the limit of "
+                f"file {path!r} is {content.size} bytes, over the limit of "
                 f"{settings.max_file_bytes} bytes per file (LORRY_MAX_FILE_BYTES)"
             )
-        entry = store_bytes(store, settings, data, path)
-        return _Operation("put", path, entry.sha256, entry.size)
+        content.store(store)
+        return _Operation("put", path, content.sha256, content.size)
     if key == "lfsFile":
         oid = _field(value, "oid", str, line).lower()
         if value.get("algo", "sha256") != "sha256" or len(oid) != 64:
@@ -201,16 +201,6 @@ def _operation(
         f"commit line {line}: unknown operation {key!r}; Lorry takes header, file, lfsFile, "
         "deletedFile and deletedFolder"
     )
-
-
-def _parse_line(raw: bytes, line: int) -> tuple[str, dict[str, Any]]:
-    try:
-        item = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InvalidInput(f"commit line {line} is not JSON; send NDJSON lines") from None
-    if not isinstance(item, dict) or not isinstance(item.get("value"), dict):
-        raise InvalidInput(f'commit line {line} must be {{"key": ..., "value": {{...}}}}')
-    return str(item.get("key")), item["value"]
 
 
 def _header(value: dict[str, Any]) -> _Commit:
@@ -269,16 +259,14 @@ def commit(
     namespace: str,
     name: str,
     revision: str,
-    lines: Iterable[bytes],
+    lines: Iterable[Line],
 ) -> CommitResult:
     """Apply the NDJSON commit ``lines`` to ``revision`` as a new version (module docstring)."""
     repository = find_hub_repository(session, namespace, name)
     repo_id = repository_id(namespace, name)
     parsed: _Commit | None = None
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        key, value = _parse_line(raw, number)
+    for item in lines:
+        key, value, number = item.key, item.value, item.number
         if parsed is None:
             if key != "header":
                 raise InvalidInput("a commit starts with its header line")
@@ -288,7 +276,7 @@ def commit(
             )
             session.rollback()  # release the read before files are stored
             continue
-        parsed.operations.append(_operation(key, value, number, store, settings))
+        parsed.operations.append(_operation(key, value, number, item.content, store, settings))
     if parsed is None:
         raise InvalidInput("the commit is empty; send a header line and operations")
     for _ in range(_ATTEMPTS):

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
+from contextlib import closing
 from functools import partial
-from pathlib import Path
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -24,7 +23,7 @@ from registry.auth import authorize_namespace
 from registry.config import Settings
 from registry.errors import InvalidInput, InvalidModelCard, TooLarge, Unauthorized
 from registry.hub_schemas import HubCommit, HubCommitResult, HubModelSummary, HubRepoUrl
-from registry.services import hub_commits, hub_refs, hub_repos, preupload
+from registry.services import hub_commits, hub_ndjson, hub_refs, hub_repos, preupload
 from registry.services.principals import ANONYMOUS_ACTOR
 
 router = APIRouter(tags=["hugging face hub"], route_class=HubRoute)
@@ -141,17 +140,6 @@ def _spool(settings: Settings) -> tempfile._TemporaryFileWrapper[bytes]:
     return tempfile.NamedTemporaryFile(dir=settings.tmp_dir, prefix="commit-", suffix=".ndjson")
 
 
-def _lines(path: Path, limit: int) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        while line := handle.readline(limit + 1):
-            if len(line) > limit and not line.endswith(b"\n"):
-                raise TooLarge(
-                    f"a commit line is longer than {limit} bytes; send files this large "
-                    "through LFS (they are over LORRY_MAX_FILE_BYTES)"
-                )
-            yield line
-
-
 @router.post("/api/models/{namespace}/{name}/commit/{revision}")
 async def commit(
     request: Request,
@@ -166,7 +154,8 @@ async def commit(
 ) -> HubCommitResult:
     """NDJSON commit: version N+1 = N's files + additions - deletions (validated like a push).
 
-    The body is spooled to a temp file, then read a line (one file) at a time."""
+    The body is spooled to a temp file, then scanned a line (one file) at a time, each
+    file's base64 content decoded into a blob as it is read (``hub_ndjson``)."""
     if create_pr:
         raise InvalidInput(
             "Lorry has no pull requests; commit to a branch (an alias) instead: "
@@ -181,20 +170,22 @@ async def commit(
                 raise TooLarge(f"the commit is larger than {limit} bytes (LORRY_MAX_VERSION_BYTES)")
             await anyio.to_thread.run_sync(spool.write, chunk)
         await anyio.to_thread.run_sync(spool.flush)
-        lines = _lines(Path(spool.name), hub_commits.max_line_bytes(settings))
-        result = await anyio.to_thread.run_sync(
-            partial(
-                hub_commits.commit,
-                session,
-                store,
-                settings,
-                caller,
-                namespace,
-                name,
-                revision,
-                lines,
+        spool.seek(0)
+        max_line = hub_commits.max_line_bytes(settings)
+        with closing(hub_ndjson.read_lines(spool, max_line, settings.tmp_dir)) as lines:
+            result = await anyio.to_thread.run_sync(
+                partial(
+                    hub_commits.commit,
+                    session,
+                    store,
+                    settings,
+                    caller,
+                    namespace,
+                    name,
+                    revision,
+                    lines,
+                )
             )
-        )
     endpoint = _endpoint(request)
     return HubCommitResult(
         commitOid=result.commit,
