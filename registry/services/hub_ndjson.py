@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -338,7 +338,9 @@ class _Scanner:
         return Line(self.number, str(item.get("key")), value, self.content)
 
 
-def read_lines(handle: IO[bytes], max_line_bytes: int, directory: Path) -> Iterator[Line]:
+def read_lines(
+    handle: IO[bytes], max_line_bytes: int, directory: Path
+) -> Generator[Line, None, None]:
     """The non-blank lines of ``handle``; a line's content is spooled under ``directory``
     and discarded when the consumer moves on without storing it (or stops)."""
     number = 0
