@@ -113,7 +113,7 @@ def child(kind: str, source: Path, out: Path) -> None:
     else:
         from gguf import LlamaFileType
 
-        from tests.llama_cpp import llama_quantize, load_llama_cpp
+        from tests.support.llama_cpp import llama_quantize, load_llama_cpp
 
         load_llama_cpp()
         started = time.perf_counter()

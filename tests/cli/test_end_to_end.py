@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.cli.conftest import lorry_executable
+from tests.support.processes import lorry_executable
 
 
 def _run(registry_url: str, *args: str | Path) -> subprocess.CompletedProcess[str]:

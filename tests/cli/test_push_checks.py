@@ -14,7 +14,7 @@ import pytest
 from cli.transfer import PICKLE_SUFFIXES
 from composer.file_rules import PICKLE_EXTENSIONS
 from registry.validation import PICKLE_EXTENSIONS as REGISTRY_PICKLE_EXTENSIONS
-from tests.cli.conftest import Lorry
+from tests.support.cli import Lorry
 
 UNREACHABLE = "http://127.0.0.1:9"
 

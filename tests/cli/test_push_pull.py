@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from tests.cli.conftest import Lorry, variant_of
-from tests.factories import load_tiny_llama
+from tests.support.cli import Lorry, variant_of
+from tests.support.factories import load_tiny_llama
 
 PUSH_KEYS = {"repository", "version", "digest", "commit", "ref", "uploaded_bytes", "skipped_bytes"}
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Lorry, free_port, variant_of
+from tests.support.cli import Lorry, variant_of
+from tests.support.processes import free_port
 
 REPO_KEYS = {"id", "namespace", "name", "kind", "latest_version", "aliases", "base_model"}
 VERSION_KEYS = {"repository", "version", "digest", "commit", "files", "metadata", "aliases"}

@@ -14,9 +14,8 @@ from typer.testing import CliRunner
 
 from cli import compose_commands, jobs_commands
 from registry.config import Settings
-from tests.compose_service.conftest import publish_skills, sql_formal_recipe
-from tests.compose_service.processes import lorry_process, settings_env
-from tests.servers import free_port
+from tests.support.compositions import publish_skills, sql_formal_recipe
+from tests.support.processes import free_port, lorry_process, settings_env
 
 
 @pytest.fixture

@@ -10,16 +10,9 @@ from fastapi.testclient import TestClient
 
 import composer
 from registry.config import Settings
-from tests.compose_service.conftest import (
-    API,
-    publish_skills,
-    pull_files,
-    sql_formal_recipe,
-    submit,
-    wait_for_job,
-)
-from tests.registry.conftest import push_ok
-from tests.trust.conftest import bearer, make_token
+from tests.support.compositions import publish_skills, sql_formal_recipe, submit
+from tests.support.rest import API, push_ok, version_files, wait_for_job
+from tests.support.tokens import bearer, make_token
 
 
 def _local_compose(
@@ -29,7 +22,7 @@ def _local_compose(
     root = tmp_path / "inputs"
     for item in inputs:
         pinned = f"{item['repository']}@{item['digest']}"
-        for path, data in pull_files(client, item["repository"], str(item["version"])).items():
+        for path, data in version_files(client, item["repository"], str(item["version"])).items():
             target = root / pinned / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
@@ -66,7 +59,7 @@ def test_composition_publishes_the_bytes_the_local_composer_writes(
     assert version["version"] == done["result"]["version"]
     assert version["digest"] == done["result"]["digest"]
     assert version["kind"] == "adapter"
-    pulled = pull_files(client, "acme/sql-formal", "candidate")
+    pulled = version_files(client, "acme/sql-formal", "candidate")
     local = _local_compose(client, done["recipe"], done["inputs"], tmp_path)
     assert set(pulled) == set(local)
     assert all(pulled[path] == local[path] for path in local)

@@ -12,23 +12,9 @@ from fastapi.testclient import TestClient
 from registry import db
 from registry.app import create_app
 from registry.config import Settings
-from tests.compose_service.conftest import (
-    API,
-    publish_skills,
-    pull_files,
-    sql_formal_recipe,
-    submit,
-    wait_for_job,
-)
-from tests.compose_service.processes import lorry_process, settings_env
-from tests.servers import S3Server, free_port, make_settings
-
-
-@pytest.fixture
-def sqlite_backend(tmp_path: Path) -> Settings:
-    settings = Settings(home=tmp_path / "home", database_url=None, blob_url=None)
-    db.upgrade(settings)
-    return settings
+from tests.support.compositions import publish_skills, sql_formal_recipe, submit
+from tests.support.processes import free_port, lorry_process, settings_env
+from tests.support.rest import API, version_files, wait_for_job
 
 
 def _wait_for_progress(http: httpx.Client, job_id: str, timeout: float = 60.0) -> None:
@@ -75,7 +61,7 @@ def test_a_job_whose_server_is_killed_mid_run_ends_after_a_restart(
             assert any("no heartbeat since" in entry["message"] for entry in done["log"])
             if outcome == "succeeded":
                 assert done["attempts"] == 2
-                assert set(pull_files(http, "acme/sql-formal", str(done["result"]["version"])))
+                assert set(version_files(http, "acme/sql-formal", str(done["result"]["version"])))
             else:
                 assert done["attempts"] == 1
                 assert done["error"]["code"] == "worker_lost"
@@ -89,18 +75,9 @@ def test_a_job_whose_server_is_killed_mid_run_ends_after_a_restart(
 def test_two_workers_share_six_queued_jobs_and_run_each_once(
     tmp_path: Path,
     skill_adapters: dict[str, dict[str, bytes]],
-    fresh_postgres_url: str,
-    s3_server: S3Server,
-    fresh_s3_bucket: str,
+    postgres_s3_settings: Settings,
 ) -> None:
-    settings = make_settings(
-        "postgres+s3",
-        tmp_path / "home",
-        database_url=fresh_postgres_url,
-        s3=s3_server,
-        bucket=fresh_s3_bucket,
-        embedded_worker=False,
-    )
+    settings = postgres_s3_settings.model_copy(update={"embedded_worker": False})
     db.upgrade(settings)
     env = settings_env(settings, compose_module_delay_s=0.15, job_heartbeat_s=0.5)
     with (
@@ -138,14 +115,14 @@ def test_two_workers_share_six_queued_jobs_and_run_each_once(
 
 
 def test_a_server_shutting_down_mid_job_queues_it_again_for_the_next_start(
-    sqlite_backend: Settings, skill_adapters: dict[str, dict[str, bytes]]
+    sqlite_settings: Settings, skill_adapters: dict[str, dict[str, bytes]]
 ) -> None:
-    sqlite_backend.compose_module_delay_s = 0.3
-    with TestClient(create_app(sqlite_backend)) as client:
+    sqlite_settings.compose_module_delay_s = 0.3
+    with TestClient(create_app(sqlite_settings)) as client:
         publish_skills(client, skill_adapters)
         job = submit(client, sql_formal_recipe(), "acme/sql-formal").json()
         wait_for_job(client, job["id"], until=("running",))
-    with TestClient(create_app(sqlite_backend)) as client:
+    with TestClient(create_app(sqlite_settings)) as client:
         interrupted = client.get(f"{API}/jobs/{job['id']}").json()
         assert interrupted["state"] in ("queued", "running", "succeeded")
         assert any("shut down mid-job" in e["message"] for e in interrupted["log"])

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
-from tests.compose_service.conftest import API, publish_skills, sql_formal_recipe
-from tests.registry.conftest import engine_of, row_counts
+from tests.support.compositions import publish_skills, sql_formal_recipe
+from tests.support.rest import API, engine_of, row_counts
 
 
 def _submit_raw(client: TestClient, recipe: dict[str, Any]) -> Any:

@@ -9,8 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 import composer
-from tests.compose_service.conftest import API, publish_skills, pull_files, submit, wait_for_job
-from tests.registry.conftest import directory_files, push, push_ok
+from tests.support.compositions import publish_skills, submit
+from tests.support.files import directory_files
+from tests.support.rest import API, push, push_ok, version_files, wait_for_job
 
 
 @pytest.fixture(scope="session")
@@ -89,10 +90,10 @@ def test_a_merged_composition_is_published_as_a_model_named_by_its_base_referenc
     parents = {(p["repository"], p["role"]) for p in version["lineage"]["parents"]}
     assert ("acme/tiny-llama", "base") in parents and ("acme/sql-gen", "input") in parents
 
-    pulled = pull_files(client, "acme/sql-merged", "1")
+    pulled = version_files(client, "acme/sql-merged", "1")
     root = tmp_path / "inputs"
     for item in job["inputs"]:
-        for path, data in pull_files(client, item["repository"], str(item["version"])).items():
+        for path, data in version_files(client, item["repository"], str(item["version"])).items():
             target = root / f"{item['repository']}@{item['digest']}" / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)

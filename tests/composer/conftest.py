@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import build_lora_adapter
+from tests.support.factories import build_lora_adapter
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +47,7 @@ def adapter_c(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path) ->
 @pytest.fixture(scope="session")
 def sharded_llama_dir(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path) -> Path:
     """The tiny Llama re-saved in several shards with an index, plus tokenizer files."""
-    from tests.factories import load_tiny_llama
+    from tests.support.factories import load_tiny_llama
 
     out = tmp_path_factory.mktemp("sharded") / "model"
     load_tiny_llama(tiny_llama_dir).save_pretrained(out, max_shard_size="100KB")

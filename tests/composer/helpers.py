@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from tests.factories import load_tiny_llama
+from tests.support.factories import load_tiny_llama
 
 INPUT_IDS = torch.tensor([[1, 5, 9, 17, 33, 65, 100, 127], [3, 2, 1, 0, 64, 32, 16, 8]])
 

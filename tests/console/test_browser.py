@@ -1,11 +1,13 @@
 """The web console end to end: headless Chromium against a live registry with real adapters,
-alias moves and compositions. The tests run in file order on one server and one browser; the
-last ones create tokens."""
+alias moves and compositions. One browser; the tests without tokens read one registry and
+add nothing another test reads, the tests with tokens use a registry of their own. No test
+depends on another having run before it."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,8 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.console.conftest import API, SHOTS_DIR, SeededRegistry, compose, wait_for_job
-from tests.servers import REQUIRE_ALL_ENV
+from tests.console.seeding import SeededRegistry, compose
+from tests.support.processes import REQUIRE_ALL_ENV
+from tests.support.rest import API, wait_for_job
 
 if importlib.util.find_spec("selenium") is None:
     _reason = "the browser tests need selenium: pip install -e '.[test]'"
@@ -31,10 +34,24 @@ from tests.console.browsing import Console  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
+SHOTS_DIR = Path(tempfile.gettempdir()) / "console-shots"
+"""Screenshots are copied here too, for a person to look at after the run."""
+
 
 @pytest.fixture(scope="module")
-def console(browser: Any, seeded_registry: SeededRegistry, shots_dir: Any) -> Iterator[Console]:
+def console(browser: Any, seeded_registry: SeededRegistry, shots_dir: Path) -> Iterator[Console]:
+    """The console of the open registry."""
     page = Console(browser, seeded_registry.url, shots_dir, SHOTS_DIR)
+    yield page
+    assert page.script_errors() == []
+
+
+@pytest.fixture(scope="module")
+def closed_console(
+    browser: Any, closed_registry: SeededRegistry, shots_dir: Path
+) -> Iterator[Console]:
+    """The console of the registry closed by ``tokens`` (another origin: its own storage)."""
+    page = Console(browser, closed_registry.url, shots_dir, SHOTS_DIR)
     yield page
     assert page.script_errors() == []
 
@@ -341,9 +358,9 @@ def _create_token(
 
 
 @pytest.fixture(scope="module")
-def tokens(seeded_registry: SeededRegistry) -> dict[str, str]:
+def tokens(closed_registry: SeededRegistry) -> dict[str, str]:
     """Tokens (the registry is closed from now on) and one more move, by a token's principal."""
-    with httpx.Client(base_url=seeded_registry.url, timeout=30) as http:
+    with httpx.Client(base_url=closed_registry.url, timeout=30) as http:
         ops = _create_token(http, "ops", ["admin"], ["*"])
         created = {
             "ops": ops,
@@ -360,11 +377,12 @@ def tokens(seeded_registry: SeededRegistry) -> dict[str, str]:
 
 
 def test_with_tokens_the_console_asks_for_one_and_shows_only_what_the_token_may_read(
-    console: Console,
+    closed_console: Console,
     tokens: dict[str, str],
-    seeded_registry: SeededRegistry,
+    closed_registry: SeededRegistry,
     downloads_dir: Path,
 ) -> None:
+    console = closed_console
     console.open("/repos")
     console.script("sessionStorage.clear()")
     console.open("/repos")
@@ -394,9 +412,9 @@ def test_with_tokens_the_console_asks_for_one_and_shows_only_what_the_token_may_
     )
     saved = downloads_dir / "adapter_config.json"
     console.wait_until(saved.exists, "the downloaded file")
-    with httpx.Client(base_url=seeded_registry.url, timeout=30) as http:
+    with httpx.Client(base_url=closed_registry.url, timeout=30) as http:
         expected = http.get(f"{API}/repos/beta/chat-tone/versions/1/files/adapter_config.json")
-        seeded_registry.server.server.config.app.state.access_log.flush()
+        closed_registry.server.server.config.app.state.access_log.flush()
         pulls = http.get(f"{API}/access-log", params={"actor": "beta-reader"}).json()["items"]
     console.wait_until(lambda: saved.read_bytes() == expected.content, "the whole file")
     assert [(p["repository"], p["version"], p["path"]) for p in pulls] == [
@@ -417,8 +435,9 @@ def test_with_tokens_the_console_asks_for_one_and_shows_only_what_the_token_may_
 
 
 def test_the_audit_log_filters_by_action_actor_repository_and_time(
-    console: Console, seeded_registry: SeededRegistry, tokens: dict[str, str]
+    closed_console: Console, closed_registry: SeededRegistry, tokens: dict[str, str]
 ) -> None:
+    console = closed_console
     console.open("/audit")
     console.script("sessionStorage.setItem('lorry.console.token', arguments[0])", tokens["ops"])
     console.open("/audit")
@@ -438,7 +457,7 @@ def test_the_audit_log_filters_by_action_actor_repository_and_time(
     assert len(rows) == 5 and all("alias.set" in row for row in rows)
     assert "release-bot" in rows[0] and "local" in rows[-1], "newest first"
 
-    last_local_move = seeded_registry.production_history[-1]["at"]
+    last_local_move = closed_registry.production_history[-1]["at"]
     since = (datetime.fromisoformat(last_local_move) + timedelta(milliseconds=1)).isoformat()
     console.open(
         f"/audit?action=alias.set&repository=acme/sql-gen&since={since.replace('+', '%2B')}"

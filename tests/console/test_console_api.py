@@ -11,10 +11,9 @@ from fastapi.testclient import TestClient
 
 from registry.console import STATIC_DIR
 from registry.services.console import card_body, render_markdown
-from tests.registry.conftest import push_ok
-from tests.trust.conftest import bearer, make_token
+from tests.support.rest import API, push_ok
+from tests.support.tokens import bearer, make_token
 
-API = "/api/v1"
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE_CARD = """---
 license: mit

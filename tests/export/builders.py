@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from tests.factories import TINY_LLAMA
+from tests.support.factories import TINY_LLAMA
 
 LLAMA3_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
@@ -86,7 +86,7 @@ def build_tiny_model(
     dtype: torch.dtype = torch.float32,
     **sizes: int,
 ) -> Path:
-    """The tiny Llama of tests.factories (or a Qwen2 of the same size) with a tokenizer;
+    """The tiny Llama of tests.support.factories (or a Qwen2 of the same size) with a tokenizer;
     ``sizes`` override its config (``hidden_size=256`` ...)."""
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 

@@ -25,3 +25,11 @@ def tensors(path: Path) -> dict[str, tuple[str, npt.NDArray[np.float32]]]:
         values = dequantize(tensor.data, tensor.tensor_type).reshape(shape).astype(np.float32)
         out[tensor.name] = (tensor.tensor_type.name, values)
     return out
+
+
+def permute_like_llama_cpp(rows: npt.NDArray[np.float32], n_head: int) -> npt.NDArray[np.float32]:
+    """convert_hf_to_gguf.py's LlamaModel.permute, written out independently."""
+    shape = rows.shape
+    return (
+        rows.reshape(n_head, 2, shape[0] // n_head // 2, *shape[1:]).swapaxes(1, 2).reshape(shape)
+    )

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from composer.export import export_gguf
-from tests.factories import build_lora_adapter
-from tests.llama_cpp import load_llama_cpp
+from tests.support.factories import build_lora_adapter
+from tests.support.llama_cpp import load_llama_cpp
 
 PROMPT = "The quick brown fox jumps"
 NEW_TOKENS = 8

@@ -16,8 +16,8 @@ from composer import compose
 from composer.errors import ComposerError
 from composer.export import export_gguf
 from tests.export.reading import tensors
-from tests.factories import build_lora_adapter
-from tests.llama_cpp import load_llama_cpp
+from tests.support.factories import build_lora_adapter
+from tests.support.llama_cpp import load_llama_cpp
 
 PROMPT_IDS = [0, 17, 40, 99, 120, 201, 7, 55]
 

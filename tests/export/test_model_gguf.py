@@ -18,9 +18,8 @@ from composer.export import (
     export_gguf,
 )
 from tests.export.builders import MODEL_VOCAB
-from tests.export.conftest import permute_like_llama_cpp
-from tests.export.reading import metadata, tensors
-from tests.factories import TINY_LLAMA
+from tests.export.reading import metadata, permute_like_llama_cpp, tensors
+from tests.support.factories import TINY_LLAMA
 
 LLAMA_NAMES = {
     "model.embed_tokens.weight": "token_embd.weight",

@@ -20,7 +20,7 @@ from composer.export import export_gguf
 from composer.export._kquants import quantize_tensor
 from composer.export._mixes import mix_types
 from tests.export.builders import build_tiny_model
-from tests.llama_cpp import ggml_quantize, llama_quantize, load_llama_cpp
+from tests.support.llama_cpp import ggml_quantize, llama_quantize, load_llama_cpp
 
 T = GGMLQuantizationType
 # wide enough for 256-value k-quant blocks; 8 layers so that the mixes' layer rules differ

@@ -12,9 +12,9 @@ from huggingface_hub import HfApi, RepoFile, hf_hub_download
 
 from registry import db
 from registry.config import Settings
+from tests.export.exports_api import ADAPTER, MODEL, export_ok, publish_model_and_adapter
 from tests.export.reading import metadata
-from tests.export.test_registry_exports import ADAPTER, MODEL, export_ok, publish_model_and_adapter
-from tests.trust.conftest import LiveServer, start_live_server
+from tests.support.live import LiveServer, start_live_server
 
 
 @pytest.fixture

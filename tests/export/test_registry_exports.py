@@ -7,50 +7,25 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from safetensors.numpy import load_file
 
 from registry.config import Settings
-from tests.compose_service.conftest import wait_for_job
+from tests.export.deltas import expected_in_gguf_layout, gguf_deltas, peft_deltas
+from tests.export.exports_api import (
+    ADAPTER,
+    MODEL,
+    export_ok,
+    exports_url,
+    publish_model_and_adapter,
+    submit,
+)
 from tests.export.reading import metadata, tensors
-from tests.export.test_adapter_gguf import expected_in_gguf_layout, gguf_deltas, peft_deltas
-from tests.factories import TINY_LLAMA
-from tests.registry.conftest import API, directory_files, push_ok, row_counts
-
-ADAPTER = "acme/sql-gen"
-MODEL = "acme/tiny"
-
-
-def exports_url(repository: str, ref: str | int) -> str:
-    return f"{API}/repos/{repository}/versions/{ref}/exports"
-
-
-def submit(client: TestClient | httpx.Client, repository: str, ref: str | int, **body: Any) -> Any:
-    return client.post(exports_url(repository, ref), json={"format": "gguf", **body})
-
-
-def export_ok(
-    client: TestClient | httpx.Client, repository: str, ref: str | int, **body: Any
-) -> dict[str, Any]:
-    """Submit an export, wait for its job and return the job; it must succeed."""
-    response = submit(client, repository, ref, **body)
-    assert response.status_code == 202, response.text
-    job = wait_for_job(client, response.json()["id"])
-    assert job["state"] == "succeeded", (job["error"], job["log"])
-    result: dict[str, Any] = job
-    return result
-
-
-def publish_model_and_adapter(
-    client: TestClient | httpx.Client, model_dir: Path, adapter_dir: Path
-) -> None:
-    """The tokenizer-equipped tiny Llama as acme/tiny and the LoRA adapter as acme/sql-gen
-    (alias production); the adapter's own base_model_name_or_path is a local directory."""
-    push_ok(client, MODEL, directory_files(model_dir), kind="model")
-    push_ok(client, ADAPTER, directory_files(adapter_dir), alias="production")
+from tests.support.factories import TINY_LLAMA
+from tests.support.files import directory_files
+from tests.support.rest import API, push_ok, row_counts, wait_for_job
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -331,7 +306,7 @@ def dora_adapter_dir(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: P
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from tests.factories import load_tiny_llama
+    from tests.support.factories import load_tiny_llama
 
     torch.manual_seed(3)
     config = LoraConfig(

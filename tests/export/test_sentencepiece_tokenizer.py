@@ -24,8 +24,8 @@ from gguf import TokenType
 
 from composer.export import UnsupportedTokenizer, export_gguf
 from tests.export.reading import metadata
-from tests.factories import SENTENCEPIECE_VOCAB, TINY_LLAMA, build_sentencepiece_tokenizer
-from tests.llama_cpp import load_llama_cpp
+from tests.support.factories import SENTENCEPIECE_VOCAB, TINY_LLAMA, build_sentencepiece_tokenizer
+from tests.support.llama_cpp import load_llama_cpp
 
 MODEL_VOCAB = SENTENCEPIECE_VOCAB + 28  # more embedding rows than tokens: [PAD{id}] tokens
 SOURCES = {

@@ -13,8 +13,10 @@ from sqlmodel import col, select
 
 from registry.services.exports import _registry_base
 from registry.tables import Version
-from tests.hub.conftest import API, LiveRegistry, directory_files, publish
+from tests.hub.live import LiveRegistry
 from tests.hub.pushing import database
+from tests.support.files import directory_files
+from tests.support.rest import API, push_ok
 
 BASE = "acme/llama"
 ADAPTER = "acme/sql-gen"
@@ -30,7 +32,7 @@ def _adapter_with_base(source: Path, target: Path, base: str) -> Path:
 
 @pytest.fixture
 def with_base(blank_registry: LiveRegistry, tiny_llama_dir: Path) -> LiveRegistry:
-    publish(blank_registry.http, BASE, directory_files(tiny_llama_dir), kind="model")
+    push_ok(blank_registry.http, BASE, directory_files(tiny_llama_dir), kind="model")
     return blank_registry
 
 
@@ -45,7 +47,7 @@ def test_a_local_base_path_is_never_shown(
     with_base: LiveRegistry, lora_adapter_dir: Path, tmp_path: Path
 ) -> None:
     adapter = _adapter_with_base(lora_adapter_dir, tmp_path / "a", "/home/me/llama")
-    publish(with_base.http, ADAPTER, directory_files(adapter))
+    push_ok(with_base.http, ADAPTER, directory_files(adapter))
     repo = _repo(with_base, ADAPTER)
     assert repo["base_model"] is None
     assert repo["base_model_link"] is None
@@ -59,7 +61,7 @@ def test_a_base_that_names_a_model_repository_here_is_linked_automatically(
     with_base: LiveRegistry, lora_adapter_dir: Path, tmp_path: Path
 ) -> None:
     adapter = _adapter_with_base(lora_adapter_dir, tmp_path / "a", BASE)
-    publish(with_base.http, ADAPTER, directory_files(adapter))
+    push_ok(with_base.http, ADAPTER, directory_files(adapter))
     repo = _repo(with_base, ADAPTER)
     assert (repo["base_model"], repo["base_model_link"]) == (BASE, BASE)
     card = with_base.http.get(f"{API}/repos/{ADAPTER}/versions/1").json()["card"]

@@ -13,14 +13,9 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from tests.hub.conftest import (
-    ADAPTER_REPO,
-    MODEL_REPO,
-    LiveRegistry,
-    directory_files,
-    publish,
-    version_files,
-)
+from tests.hub.live import ADAPTER_REPO, MODEL_REPO, LiveRegistry
+from tests.support.files import directory_files
+from tests.support.rest import push_ok, version_files
 
 
 def _revisions(registry: LiveRegistry) -> dict[str, str]:
@@ -162,7 +157,7 @@ def test_tree_listing_is_paginated_like_the_hub(live_registry: LiveRegistry) -> 
     files["README.md"] = b"---\nlicense: mit\n---\n# Shards\n"
     files["config.json"] = b'{"model_type": "llama"}'
     files["model.safetensors"] = b"\x02\x00\x00\x00\x00\x00\x00\x00{}"
-    version = publish(live_registry.http, "acme/shards", files, kind="model")
+    version = push_ok(live_registry.http, "acme/shards", files, kind="model")
     api = HfApi(endpoint=live_registry.url)
 
     start = live_registry.log.count()

@@ -14,10 +14,9 @@ from huggingface_hub import HfApi
 
 from registry import db
 from registry.config import Settings
-from tests.compose_service.processes import lorry_process, settings_env
-from tests.hub.conftest import directory_files
-from tests.hub.pushing import row_counts
-from tests.servers import free_port
+from tests.support.files import directory_files
+from tests.support.processes import free_port, lorry_process, settings_env
+from tests.support.rest import row_counts
 
 REPO = "acme/sql-gen"
 

@@ -12,8 +12,9 @@ import pytest
 from huggingface_hub import HfApi
 
 from registry.services import hub_ndjson
-from tests.hub.conftest import LiveRegistry, version_files
-from tests.hub.pushing import row_counts, set_xet
+from tests.hub.live import LiveRegistry
+from tests.hub.pushing import set_xet
+from tests.support.rest import row_counts, version_files
 
 REPO = "acme/streamed"
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.hub.conftest import LiveRegistry, client_env, directory_files, version_files
+from tests.hub.live import LiveRegistry, client_env
 from tests.hub.pushing import XET_MODES
-
-API = "/api/v1"
+from tests.support.files import directory_files
+from tests.support.rest import API, version_files
 
 
 def _versions(registry: LiveRegistry, repo: str) -> list[dict[str, object]]:

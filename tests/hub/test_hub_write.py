@@ -15,8 +15,10 @@ from huggingface_hub import (
 )
 from huggingface_hub.errors import HfHubHTTPError
 
-from tests.hub.conftest import LiveRegistry, directory_files, version_files
-from tests.hub.pushing import XET_MODES, row_counts, set_xet
+from tests.hub.live import LiveRegistry
+from tests.hub.pushing import XET_MODES, set_xet
+from tests.support.files import directory_files
+from tests.support.rest import row_counts, version_files
 
 REPO = "acme/sql-gen"
 

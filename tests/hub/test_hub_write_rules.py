@@ -8,11 +8,11 @@ import pytest
 from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
-from tests.hub.conftest import LiveRegistry, version_files
-from tests.hub.pushing import make_token, row_counts
+from tests.hub.live import LiveRegistry
+from tests.support.rest import API, row_counts, version_files
+from tests.support.tokens import make_token
 
 REPO = "acme/sql-gen"
-API = "/api/v1"
 
 
 def _bearer(token: str) -> dict[str, str]:

@@ -14,8 +14,10 @@ from huggingface_hub import HfApi, snapshot_download
 
 from registry import db
 from registry.config import Settings
-from tests.hub.conftest import LiveRegistry, _serve, directory_files, version_files
-from tests.hub.pushing import XET_MODES, row_counts, set_xet
+from tests.hub.live import LiveRegistry, serve_logged
+from tests.hub.pushing import XET_MODES, set_xet
+from tests.support.files import directory_files
+from tests.support.rest import row_counts, version_files
 
 REPO = "acme/long-context"
 MiB = 1024 * 1024
@@ -30,7 +32,7 @@ def lfs_registry(backend_settings: Settings) -> Iterator[LiveRegistry]:
         update={"hub_lfs_min_bytes": 8 * MiB, "lfs_part_bytes": PART}
     )
     db.upgrade(settings)
-    with _serve(settings) as (url, log), httpx.Client(base_url=url, timeout=120) as http:
+    with serve_logged(settings) as (url, log), httpx.Client(base_url=url, timeout=120) as http:
         yield LiveRegistry(url=url, settings=settings, log=log, http=http)
 
 

@@ -23,7 +23,8 @@ from registry import db
 from registry.config import Settings
 from registry.lfs_schemas import LFS_MEDIA_TYPE
 from registry.storage import open_blob_store
-from tests.hub.conftest import _serve, sha256_of
+from tests.hub.live import serve_logged
+from tests.support.files import sha256_of
 
 REPO = "acme/big-model"
 PART = 5 * 1024 * 1024
@@ -52,7 +53,7 @@ class LfsServer:
 def lfs_server(backend_settings: Settings) -> Iterator[LfsServer]:
     settings = backend_settings.model_copy(update={"lfs_part_bytes": PART})
     db.upgrade(settings)
-    with _serve(settings) as (url, _log), httpx.Client(base_url=url, timeout=60) as http:
+    with serve_logged(settings) as (url, _log), httpx.Client(base_url=url, timeout=60) as http:
         yield LfsServer(url=url, settings=settings, http=http)
 
 

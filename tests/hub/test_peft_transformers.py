@@ -14,14 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.hub.conftest import (
-    ADAPTER_REPO,
-    MODEL_REPO,
-    LiveRegistry,
-    client_env,
-    directory_files,
-    version_files,
-)
+from tests.hub.live import ADAPTER_REPO, MODEL_REPO, LiveRegistry, client_env
+from tests.support.files import directory_files
+from tests.support.rest import version_files
 
 _LOAD_FROM_LORRY = """
 import json, sys

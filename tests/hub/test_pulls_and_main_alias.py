@@ -14,7 +14,9 @@ from huggingface_hub.errors import RevisionNotFoundError
 from typer.testing import CliRunner
 
 from cli import access_commands, registry_commands, repo_commands
-from tests.hub.conftest import ADAPTER_REPO, API, LiveRegistry, directory_files, version_files
+from tests.hub.live import ADAPTER_REPO, LiveRegistry
+from tests.support.files import directory_files
+from tests.support.rest import API, version_files
 
 
 def _lorry(registry: LiveRegistry, *args: str) -> str:

@@ -1,5 +1,5 @@
 """Trainer state pickles: scanned statically (never loaded), accepted or refused by what they
-import, on both publish paths (the REST push of `lorry push` and a Hub commit)."""
+import, on both push_ok paths (the REST push of `lorry push` and a Hub commit)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import torch
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
-from tests.hub.conftest import API, LiveRegistry, directory_files, publish, sha256_of
-from tests.hub.pushing import row_counts
+from tests.hub.live import LiveRegistry
+from tests.support.files import directory_files, sha256_of
+from tests.support.rest import API, push_ok, row_counts
 
 REPO = "acme/sql-gen"
 
@@ -54,7 +55,7 @@ def test_trainer_state_files_are_accepted_after_a_scan_and_listed(
 ) -> None:
     adapter = directory_files(lora_adapter_dir)
     optimizer = _torch_saved({"state": {0: {"exp_avg": torch.zeros(3)}}, "param_groups": []})
-    version = publish(
+    version = push_ok(
         blank_registry.http,
         REPO,
         {
@@ -88,7 +89,7 @@ def test_unsafe_or_unknown_pickles_are_refused_on_both_paths(
     blank_registry: LiveRegistry, lora_adapter_dir: Path, path: str, data: bytes, needle: str
 ) -> None:
     adapter = directory_files(lora_adapter_dir)
-    publish(blank_registry.http, REPO, adapter)
+    push_ok(blank_registry.http, REPO, adapter)
     counts = row_counts(blank_registry.settings)
 
     status, text = _push(blank_registry, {**adapter, path: data})

@@ -12,14 +12,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from sqlmodel import Session
 
 from registry.app import create_app
 from registry.config import Settings
-from registry.services import tokens
-from registry.services.audit import Caller
 from registry.services.principals import ADMIN, READ
-from tests.registry.conftest import API, engine_of, push_ok, row_counts, with_extra
+from tests.support.rest import API, engine_of, push_ok, row_counts, with_extra
+from tests.support.tokens import make_token
 
 REPO = "acme/sql-lora"
 
@@ -35,18 +33,6 @@ def batched_client(settings: Settings) -> Iterator[TestClient]:
 def _flush(client: TestClient) -> int:
     written: int = client.app.state.access_log.flush()  # type: ignore[attr-defined]
     return written
-
-
-def _token(client: TestClient, scopes: list[str], namespaces: list[str], principal: str) -> str:
-    with Session(engine_of(client)) as session:
-        created = tokens.create_token(
-            session,
-            Caller(actor="local:test"),
-            principal=principal,
-            scopes=scopes,
-            namespaces=namespaces,
-        )
-    return created.token
 
 
 def test_downloads_are_written_in_one_batch_and_counted_per_version(
@@ -175,8 +161,8 @@ def test_the_access_log_shows_a_namespace_limited_token_only_its_namespaces(
     lookalikes = ["acme/sql-lora", "ACME/sql-lora", "acme-x/sql-lora", "acm/sql-lora"]
     for index, repository in enumerate(lookalikes):
         push_ok(client, repository, with_extra(adapter_files, "id.txt", str(index).encode()))
-    admin = _token(client, [ADMIN], ["*"], "root")
-    reader = _token(client, [READ], ["acme/*"], "acme-reader")
+    admin = make_token(client, [ADMIN], ["*"], "root")
+    reader = make_token(client, [READ], ["acme/*"], "acme-reader")
     for repository in lookalikes:
         response = client.get(
             f"{API}/repos/{repository}/versions/1/files/id.txt",
@@ -203,8 +189,8 @@ def test_a_revoked_token_is_refused_at_once_by_the_process_that_revoked_it(
     sqlite_settings: Settings, tmp_path: Path
 ) -> None:
     with TestClient(create_app(sqlite_settings)) as client:
-        admin = _token(client, [ADMIN], ["*"], "root")
-        reader = _token(client, [READ], ["*"], "reader")
+        admin = make_token(client, [ADMIN], ["*"], "root")
+        reader = make_token(client, [READ], ["*"], "reader")
         headers = {"Authorization": f"Bearer {reader}"}
         assert client.get(f"{API}/repos", headers=headers).status_code == 200  # now cached
         token_id = reader.split("_")[1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.registry.conftest import API, push_ok, row_counts, with_extra
+from tests.support.rest import API, push_ok, row_counts, with_extra
 
 REPO = "acme/sql-gen"
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
-from tests.registry.conftest import API, push_ok, with_extra
+from tests.support.rest import API, push_ok, with_extra
 
 
 def test_every_mutation_appends_an_event_with_actor_and_request_id(

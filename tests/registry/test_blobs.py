@@ -16,7 +16,8 @@ from registry.config import Settings
 from registry.errors import DigestMismatch, StorageUnavailable
 from registry.services import blobs
 from registry.storage import open_blob_store
-from tests.registry.conftest import API, sha256_of
+from tests.support.files import sha256_of
+from tests.support.rest import API
 
 
 def _spool_is_empty(settings: Settings) -> bool:

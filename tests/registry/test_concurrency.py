@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-import uvicorn
 
-from registry.app import create_app
 from registry.config import Settings
-from tests.registry.conftest import API, upload_files, with_extra
-from tests.servers import free_port
+from tests.support.live import serving
+from tests.support.rest import API, upload_files, with_extra
 
 PUSHERS = 8
 
@@ -22,20 +19,8 @@ PUSHERS = 8
 @pytest.fixture
 def server_url(settings: Settings) -> Iterator[str]:
     """A real uvicorn server in a background thread."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the test server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serving(settings) as server:
+        yield server.url
 
 
 def test_parallel_pushes_to_a_new_repository_get_distinct_consecutive_numbers(

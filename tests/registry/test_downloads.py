@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.registry.conftest import API, push_ok, with_extra
+from tests.support.rest import API, push_ok, with_extra
 
 REPO = "acme/sql-gen"
 PAYLOAD = bytes(range(256)) * 40

@@ -13,17 +13,9 @@ from fastapi.testclient import TestClient
 
 from registry.app import create_app
 from registry.config import Settings
-from tests.factories import load_tiny_llama
-from tests.registry.conftest import (
-    API,
-    push,
-    push_ok,
-    row_counts,
-    sha256_of,
-    upload,
-    upload_files,
-    with_extra,
-)
+from tests.support.factories import load_tiny_llama
+from tests.support.files import sha256_of
+from tests.support.rest import API, push, push_ok, row_counts, upload, upload_files, with_extra
 
 REPO = "acme/sql-gen"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.registry.conftest import API, push_ok
+from tests.support.rest import API, push_ok
 
 
 def _card(tags: list[str], base_model: str = "meta-llama/Llama-3.1-8B") -> bytes:

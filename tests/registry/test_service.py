@@ -21,7 +21,7 @@ from registry.app import create_app
 from registry.config import Settings
 from registry.errors import NotMigrated
 from registry.tables import metadata
-from tests.servers import libpq_url
+from tests.support.postgres import libpq_url
 
 
 def test_healthz_and_readyz_answer_when_everything_works(client: TestClient) -> None:

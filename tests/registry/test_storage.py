@@ -22,7 +22,8 @@ from registry.storage import (
     blob_key,
     open_blob_store,
 )
-from tests.servers import S3Server, free_port
+from tests.support.processes import free_port
+from tests.support.s3 import S3Server
 
 MiB = 1024 * 1024
 PART_SIZE = 5 * MiB

@@ -20,8 +20,8 @@ from registry import db
 from registry.config import Settings
 from registry.db import create_engine_for
 from registry.services.audit_chain import GENESIS_HASH, event_hash, verify_chain
-from tests.registry.conftest import API, engine_of, push_ok, with_extra
-from tests.trust.conftest import LiveServer
+from tests.support.live import LiveServer
+from tests.support.rest import API, engine_of, push_ok, with_extra
 
 REPO = "acme/sql-lora"
 

@@ -29,8 +29,8 @@ from registry.services.signed_note import (
     open_note,
     parse_vkey,
 )
-from tests.registry.conftest import API, engine_of, push_ok
-from tests.servers import free_port
+from tests.support.processes import free_port
+from tests.support.rest import API, engine_of, push_ok
 from tests.trust.audit_tampering import event_ids, truncate
 
 REPO = "acme/sql-lora"

@@ -21,7 +21,7 @@ from registry.services.audit_checkpoints import CheckpointSetup
 from registry.services.audit_verify import verify_audit
 from registry.services.signed_note import generate_key, load_signer, load_verifiers, open_note
 from registry.storage import open_blob_store
-from tests.registry.conftest import API, engine_of, push_ok, with_extra
+from tests.support.rest import API, engine_of, push_ok, with_extra
 from tests.trust.audit_tampering import event_ids, rewrite, truncate
 
 REPO = "acme/sql-lora"

@@ -21,7 +21,7 @@ from registry.services.audit_checkpoints import CheckpointSetup, write_checkpoin
 from registry.services.audit_verify import verify_audit
 from registry.services.signed_note import generate_key
 from registry.tables import AuditEvent, utcnow
-from tests.registry.conftest import API, engine_of, push_ok
+from tests.support.rest import API, engine_of, push_ok
 
 REPO = "acme/sql-lora"
 ORIGIN = "registry.test/audit"

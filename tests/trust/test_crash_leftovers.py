@@ -21,9 +21,9 @@ import pytest
 from registry import db
 from registry.config import Settings
 from registry.storage import scratch
-from tests.compose_service.processes import LORRY, REPO_ROOT, lorry_process, settings_env
-from tests.registry.conftest import API, push_ok, sha256_of
-from tests.servers import S3Server, free_port, make_settings
+from tests.support.files import sha256_of
+from tests.support.processes import LORRY, REPO_ROOT, free_port, lorry_process, settings_env
+from tests.support.rest import API, push_ok
 
 _HOLDER = """
 import sys, time
@@ -107,14 +107,7 @@ def _backend(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Setti
     if kind == "sqlite+local":
         settings = Settings(home=tmp_path / "home", database_url=None, blob_url=None)
     else:
-        s3: S3Server = request.getfixturevalue("s3_server")
-        settings = make_settings(
-            "postgres+s3",
-            tmp_path / "home",
-            database_url=request.getfixturevalue("fresh_postgres_url"),
-            s3=s3,
-            bucket=request.getfixturevalue("fresh_s3_bucket"),
-        )
+        settings = request.getfixturevalue("postgres_s3_settings")
     db.upgrade(settings)
     return settings
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,11 @@ from registry import db
 from registry.app import create_app
 from registry.config import Settings
 from registry.storage.s3 import S3BlobStore
-from tests.registry.conftest import API, push_ok, row_counts, sha256_of, with_extra
-from tests.servers import RestartablePostgresCluster, S3Server, make_settings
+from tests.support.files import sha256_of
+from tests.support.outages import restart_under_load
+from tests.support.postgres import RestartablePostgresCluster
+from tests.support.rest import API, push_ok, row_counts, with_extra
+from tests.support.s3 import S3Server
 
 REPO = "acme/sql-lora"
 
@@ -23,19 +25,11 @@ REPO = "acme/sql-lora"
 @pytest.mark.s3
 @pytest.mark.slow
 def test_s3_stopped_mid_push_gives_503_leaves_nothing_and_the_push_succeeds_later(
-    tmp_path: Path,
-    fresh_postgres_url: str,
+    postgres_s3_settings: Settings,
     s3_server: S3Server,
-    fresh_s3_bucket: str,
     adapter_files: dict[str, bytes],
 ) -> None:
-    settings = make_settings(
-        "postgres+s3",
-        tmp_path / "home",
-        database_url=fresh_postgres_url,
-        s3=s3_server,
-        bucket=fresh_s3_bucket,
-    )
+    settings = postgres_s3_settings
     db.upgrade(settings)
     with TestClient(create_app(settings)) as client:
         items = list(adapter_files.items())
@@ -83,47 +77,34 @@ def test_the_service_recovers_from_a_postgres_restart_under_load_without_its_own
 ) -> None:
     settings = Settings(home=tmp_path / "home", database_url=restartable_postgres.url)
     db.upgrade(settings)
-    statuses: list[tuple[float, str, int]] = []
-    bodies: list[str] = []
-    stop = threading.Event()
-
     with TestClient(create_app(settings)) as client:
         push_ok(client, REPO, adapter_files)
         push_ok(client, REPO, with_extra(adapter_files, "notes.txt", b"v2"))
 
-        def load(kind: str) -> None:
-            round_ = 0
-            while not stop.is_set():
-                round_ += 1
-                if kind == "read":
-                    response = client.get(f"{API}/repos/{REPO}")
-                else:
-                    response = client.put(
-                        f"{API}/repos/{REPO}/aliases/staging", json={"version": 1 + round_ % 2}
-                    )
-                statuses.append((time.monotonic(), kind, response.status_code))
-                if response.status_code >= 500:
-                    bodies.append(response.text)
-                time.sleep(0.02)
+        def call(kind: str, round_: int) -> tuple[int, str]:
+            if kind == "read":
+                response = client.get(f"{API}/repos/{REPO}")
+            else:
+                response = client.put(
+                    f"{API}/repos/{REPO}/aliases/staging", json={"version": 1 + round_ % 2}
+                )
+            return response.status_code, response.text
 
-        workers = [threading.Thread(target=load, args=(kind,)) for kind in ("read", "write")]
-        for worker in workers:
-            worker.start()
-        time.sleep(0.5)
-        restartable_postgres.halt()
-        time.sleep(1.0)
-        restartable_postgres.resume()
-        resumed = time.monotonic()
-        time.sleep(2.0)
-        stop.set()
-        for worker in workers:
-            worker.join(timeout=30)
+        outage = restart_under_load(
+            restartable_postgres,
+            ["read", "write"],
+            lambda: nullcontext(call),
+            warm_up_s=0.5,
+            down_s=1.0,
+            recover_s=2.0,
+            pause_s=0.02,
+        )
 
-        codes = {code for _, _, code in statuses}
-        assert codes <= {200, 503}, (codes, bodies[:3])
+        codes = outage.codes()
+        assert codes <= {200, 503}, (codes, outage.bodies[:3])
         assert 503 in codes, "the outage was seen"
-        assert all("database" in body for body in bodies)
-        late = [code for at, _, code in statuses if at > resumed + 1.0]
-        assert late and set(late) == {200}, statuses[-10:]
+        assert all("database" in body for body in outage.bodies)
+        late = [code for at, _, code in outage.statuses if at > outage.resumed + 1.0]
+        assert late and set(late) == {200}, outage.statuses[-10:]
         assert client.get("/readyz").status_code == 200
         assert client.get(f"{API}/audit/verify").json()["ok"] is True

@@ -8,16 +8,9 @@ import typer
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from tests.registry.conftest import (
-    API,
-    push_ok,
-    row_counts,
-    sha256_of,
-    upload,
-    upload_files,
-    with_extra,
-)
-from tests.trust.conftest import LiveServer
+from tests.support.files import sha256_of
+from tests.support.live import LiveServer
+from tests.support.rest import API, push_ok, row_counts, upload, upload_files, with_extra
 
 REPO = "acme/sql-lora"
 

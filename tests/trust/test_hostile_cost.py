@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 
 from registry.errors import TooLarge
 from registry.validation import model_card
-from tests.registry.conftest import API, push, row_counts, sha256_of
+from tests.support.files import sha256_of
+from tests.support.rest import API, push, row_counts
 
 REPO = "acme/hostile"
 WEIGHTS = "adapter_model.safetensors"

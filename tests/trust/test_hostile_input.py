@@ -16,8 +16,9 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from registry.config import Settings
-from tests.registry.conftest import API, push_ok, row_counts, sha256_of
-from tests.trust.conftest import LiveServer, start_live_server
+from tests.support.files import sha256_of
+from tests.support.live import LiveServer, start_live_server
+from tests.support.rest import API, push_ok, row_counts
 
 REPO = "acme/fuzz"
 WEIGHTS = "adapter_model.safetensors"

@@ -35,8 +35,8 @@ from sqlalchemy import Column, MetaData, String, Table, insert, select
 
 from registry.auth import required_access
 from registry.services.visibility import namespace_matches, pattern_condition
-from tests.registry.conftest import API, engine_of, push_ok, with_extra
-from tests.trust.conftest import bearer, make_token
+from tests.support.rest import API, engine_of, push_ok, with_extra
+from tests.support.tokens import bearer, make_token
 
 OWN = "acme"
 LOOK_ALIKES = ("ACME", "acme-x", "acm")

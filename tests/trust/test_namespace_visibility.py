@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
-from tests.registry.conftest import API, push_ok, with_extra
+from tests.support.rest import API, push_ok, with_extra
 
 
 def test_a_namespace_limited_token_lists_only_its_namespaces(

@@ -13,9 +13,10 @@ from schemathesis import GenerationMode
 
 from registry import db
 from registry.config import Settings
-from tests.factories import build_lora_adapter, build_tiny_llama
-from tests.registry.conftest import directory_files, push_ok
-from tests.trust.conftest import LiveServer, start_live_server
+from tests.support.factories import build_lora_adapter, build_tiny_llama
+from tests.support.files import directory_files
+from tests.support.live import LiveServer, start_live_server
+from tests.support.rest import push_ok
 
 pytestmark = pytest.mark.slow
 

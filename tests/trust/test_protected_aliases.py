@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
-from tests.registry.conftest import API, push, push_ok, row_counts, with_extra
+from tests.support.rest import API, push, push_ok, row_counts, with_extra
 
 REPO = "acme/sql-lora"
 

@@ -3,10 +3,11 @@ with SIGKILL, and PostgreSQL restarted under load."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -15,9 +16,10 @@ import pytest
 
 from registry import db
 from registry.config import Settings
-from tests.compose_service.processes import LorryProcess, lorry_process, settings_env
-from tests.registry.conftest import API, push, push_ok, with_extra
-from tests.servers import RestartablePostgresCluster, S3Server, free_port, make_settings
+from tests.support.outages import Call, restart_under_load
+from tests.support.postgres import RestartablePostgresCluster
+from tests.support.processes import LorryProcess, free_port, lorry_process, settings_env
+from tests.support.rest import API, push, push_ok, with_extra
 
 REPO = "acme/sql-lora"
 _NO_KEEPALIVE = httpx.Limits(max_keepalive_connections=0)
@@ -33,18 +35,10 @@ def _downloads(http: httpx.Client, repository: str) -> int:
 @pytest.mark.slow
 def test_two_replicas_on_one_postgres_and_s3_stay_consistent(
     tmp_path: Path,
-    fresh_postgres_url: str,
-    s3_server: S3Server,
-    fresh_s3_bucket: str,
+    postgres_s3_settings: Settings,
     adapter_files: dict[str, bytes],
 ) -> None:
-    settings = make_settings(
-        "postgres+s3",
-        tmp_path / "home",
-        database_url=fresh_postgres_url,
-        s3=s3_server,
-        bucket=fresh_s3_bucket,
-    )
+    settings = postgres_s3_settings
     db.upgrade(settings)
     ports = [free_port(), free_port()]
     urls = [f"http://127.0.0.1:{port}" for port in ports]
@@ -218,9 +212,6 @@ def test_a_server_process_answers_503_while_postgres_restarts_and_recovers_by_it
     db.upgrade(settings)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    statuses: list[tuple[float, str, int]] = []
-    bodies: list[str] = []
-    stop = threading.Event()
     with (
         lorry_process(["serve"], settings_env(settings, port=port), tmp_path / "s.log") as server,
         httpx.Client(base_url=url, timeout=30) as http,
@@ -228,13 +219,12 @@ def test_a_server_process_answers_503_while_postgres_restarts_and_recovers_by_it
         server.wait_until_serving(url)
         push_ok(http, REPO, adapter_files, alias="production")
         push_ok(http, REPO, with_extra(adapter_files, "notes.txt", b"v2"))
-        lock = threading.Lock()
 
-        def load(kind: str) -> None:
+        @contextmanager
+        def caller() -> Iterator[Call]:
             with httpx.Client(base_url=url, timeout=30) as own:
-                round_ = 0
-                while not stop.is_set():
-                    round_ += 1
+
+                def call(kind: str, round_: int) -> tuple[int, str]:
                     if kind == "alias":
                         response = own.get(f"{API}/repos/{REPO}/aliases/production")
                     elif kind == "hub":
@@ -246,31 +236,27 @@ def test_a_server_process_answers_503_while_postgres_restarts_and_recovers_by_it
                             f"{API}/repos/{REPO}/aliases/staging",
                             json={"version": 1 + round_ % 2},
                         )
-                    with lock:
-                        statuses.append((time.monotonic(), kind, response.status_code))
-                        if response.status_code >= 500:
-                            bodies.append(response.text)
-                    time.sleep(0.01)
+                    return response.status_code, response.text
+
+                yield call
 
         kinds = ["alias", "hub", "download", "write"]
-        workers = [threading.Thread(target=load, args=(kind,)) for kind in kinds]
-        for worker in workers:
-            worker.start()
-        time.sleep(1.0)
-        restartable_postgres.halt()
-        time.sleep(1.5)
-        restartable_postgres.resume()
-        resumed = time.monotonic()
-        time.sleep(4.0)
-        stop.set()
-        for worker in workers:
-            worker.join(timeout=60)
+        outage = restart_under_load(
+            restartable_postgres,
+            kinds,
+            caller,
+            warm_up_s=1.0,
+            down_s=1.5,
+            recover_s=4.0,
+            pause_s=0.01,
+        )
+        statuses, bodies = outage.statuses, outage.bodies
 
-        codes = {code for _, _, code in statuses}
+        codes = outage.codes()
         assert codes <= {200, 503}, (codes, bodies[:3])
         assert 503 in codes, "the outage was seen"
         assert all("database" in body for body in bodies), bodies[:3]
-        late = [(kind, code) for at, kind, code in statuses if at > resumed + 1.5]
+        late = [(kind, code) for at, kind, code in statuses if at > outage.resumed + 1.5]
         assert {kind for kind, _ in late} == set(kinds), "every kind of request was tried"
         assert {code for _, code in late} == {200}, late[-10:]
         assert http.get("/readyz").status_code == 200

@@ -18,8 +18,9 @@ from registry import db
 from registry.app import create_app
 from registry.config import Settings
 from registry.storage.s3 import S3BlobStore
-from tests.registry.conftest import API, row_counts, upload_files
-from tests.servers import S3Server, make_settings
+from tests.support.backends import make_settings
+from tests.support.rest import API, row_counts, upload_files
+from tests.support.s3 import S3Server
 
 REPO = "acme/sql-gen"
 
@@ -113,22 +114,14 @@ def _commit(client: TestClient, manifest: list[dict[str, Any]], responses: list[
 @pytest.mark.s3
 @pytest.mark.slow
 def test_the_s3_server_going_away_mid_commit_gives_201_or_503_and_never_a_half_version(
-    tmp_path: Path,
-    fresh_postgres_url: str,
+    postgres_s3_settings: Settings,
     s3_server: S3Server,
-    fresh_s3_bucket: str,
     adapter_files: dict[str, bytes],
 ) -> None:
     """The S3 server is stopped at several moments during commits: each answers 201 (it
     finished first) or 503 ``storage_unavailable``; a 503 adds no row, and the audit chain
     stays valid."""
-    settings = make_settings(
-        "postgres+s3",
-        tmp_path / "home",
-        database_url=fresh_postgres_url,
-        s3=s3_server,
-        bucket=fresh_s3_bucket,
-    )
+    settings = postgres_s3_settings
     db.upgrade(settings)
     statuses = []
     with TestClient(create_app(settings)) as client:

@@ -19,8 +19,10 @@ from registry.config import Settings
 from registry.db import create_engine_for
 from registry.errors import InsecureConfiguration
 from registry.tables import ApiToken
-from tests.registry.conftest import API, engine_of, push_ok
-from tests.trust.conftest import LiveServer, bearer, make_token
+from tests.support.files import sha256_of
+from tests.support.live import LiveServer
+from tests.support.rest import API, engine_of, push_ok
+from tests.support.tokens import bearer, make_token
 
 REPO = "acme/sql-lora"
 
@@ -71,8 +73,6 @@ def test_a_namespace_limited_token_is_refused_elsewhere_with_403(
 def push_ok_or(
     client: TestClient, repository: str, files: dict[str, bytes], headers: dict[str, str]
 ) -> Any:
-    from tests.registry.conftest import sha256_of
-
     manifest = []
     for path, data in files.items():
         sha = sha256_of(data)

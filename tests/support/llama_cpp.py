@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
-from tests.servers import unavailable
+from tests.support.processes import unavailable
 
 LLAMA_CPP_DIR_ENV = "LORRY_LLAMA_CPP_DIR"
 _HOW = "build it with `bash .ci/llama_cpp.sh` and export LORRY_LLAMA_CPP_DIR=<the printed path>"
