@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from registry.access_schemas import AccessList, AccessRecordOut
+from registry.schemas.access import AccessList, AccessRecordOut
 from registry.services.visibility import EVERYTHING, Visibility
 from registry.tables import AccessRecord, DownloadCount
 

@@ -8,7 +8,7 @@ from sqlmodel import Session, col, select
 
 from registry.db import begin_write
 from registry.errors import AliasNotFound
-from registry.schemas import AliasHistory, AliasHistoryEntry, AliasList, AliasOut
+from registry.schemas.repos import AliasHistory, AliasHistoryEntry, AliasList, AliasOut
 from registry.services.audit import ALIAS_DELETE, ALIAS_SET, Caller, record_event
 from registry.services.names import check_alias_name, repository_id
 from registry.services.policies import check_alias_change

@@ -33,11 +33,11 @@ from sqlmodel import Session, col, select
 
 from registry.db import begin_write
 from registry.errors import BlobNotFound
+from registry.schemas.trust import GcBlob, GcReport, GcScratch
 from registry.services.audit import Caller, record_event
 from registry.storage import scratch
 from registry.storage.base import BlobStore
 from registry.tables import Blob, VersionExport, VersionFile, utcnow
-from registry.trust_schemas import GcBlob, GcReport, GcScratch
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from registry.db import begin_write
 from registry.errors import Conflict
-from registry.hub_schemas import HubCommit, HubCommitAuthor
+from registry.schemas.hub import HubCommit, HubCommitAuthor
 from registry.services.aliases import delete_alias, point_alias
 from registry.services.audit import Caller
 from registry.services.hub import MAIN, empty_at_main, hub_timestamp, resolve_revision

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from registry.db import begin_write
 from registry.errors import Conflict, DeletionRefused, InvalidInput
-from registry.hub_schemas import HubModelSummary, HubRepoUrl
+from registry.schemas.hub import HubModelSummary, HubRepoUrl
 from registry.services.audit import Caller
 from registry.services.hub import hub_timestamp
 from registry.services.names import check_repository_name, repository_id

@@ -11,7 +11,10 @@ from typing import Any
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from registry.compose_schemas import (
+from registry.config import Settings
+from registry.db import begin_write
+from registry.errors import Conflict, InvalidInput, JobNotFound
+from registry.schemas.compose import (
     FINISHED_STATES,
     JOB_STATES,
     JobInput,
@@ -21,10 +24,7 @@ from registry.compose_schemas import (
     JobProgress,
     JobResult,
 )
-from registry.config import Settings
-from registry.db import begin_write
-from registry.errors import Conflict, InvalidInput, JobNotFound
-from registry.export_schemas import JobExport
+from registry.schemas.export import JobExport
 from registry.services.audit import Caller, record_event
 from registry.services.principals import WRITE
 from registry.services.visibility import EVERYTHING, Visibility

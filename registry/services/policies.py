@@ -16,11 +16,11 @@ from sqlmodel import Session, col, select
 
 from registry.db import begin_write
 from registry.errors import Conflict, Forbidden, PolicyNotFound
+from registry.schemas.trust import PolicyCreate, PolicyList, PolicyOut
 from registry.services.audit import Caller, record_event
 from registry.services.principals import PROMOTE
 from registry.services.visibility import EVERYTHING, Visibility
 from registry.tables import AliasPolicy, utcnow
-from registry.trust_schemas import PolicyCreate, PolicyList, PolicyOut
 
 POLICY_SET = "policy.set"
 POLICY_DELETE = "policy.delete"

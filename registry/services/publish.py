@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from registry.config import Settings
 from registry.db import begin_write
 from registry.errors import BlobNotFound, Conflict, InvalidInput, MissingBlob
-from registry.schemas import FileEntry, PublishRequest, VersionOut
+from registry.schemas.repos import FileEntry, PublishRequest, VersionOut
 from registry.services.aliases import point_alias
 from registry.services.audit import VERSION_PUBLISH, Caller, record_event
 from registry.services.base_models import link_base_model

@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 
 from registry.db import begin_write
 from registry.errors import AliasNotFound, InvalidInput
-from registry.schemas import Repo, RepoUpdate
+from registry.schemas.repos import Repo, RepoUpdate
 from registry.services.audit import REPOSITORY_UPDATE, Caller, record_event
 from registry.services.base_models import check_base_reference
 from registry.services.names import check_alias_name, repository_id

@@ -7,7 +7,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from registry.errors import RepositoryNotFound
-from registry.schemas import Repo, RepoList
+from registry.schemas.repos import Repo, RepoList
 from registry.services.access_log import repository_downloads
 from registry.services.audit import REPOSITORY_CREATE, Caller, record_event
 from registry.services.names import check_repository_name, repository_id

@@ -18,11 +18,11 @@ from sqlmodel import Session, col, select
 
 from registry.db import begin_write
 from registry.errors import InvalidInput, TokenNotFound, Unauthorized
+from registry.schemas.trust import TokenCreated, TokenList, TokenOut
 from registry.services.audit import Caller, record_event
 from registry.services.principals import ADMIN, SCOPES, Principal, expand_scopes
 from registry.services.visibility import check_pattern
 from registry.tables import ApiToken, utcnow
-from registry.trust_schemas import TokenCreated, TokenList, TokenOut
 
 TOKEN_PREFIX = "lorry_"
 TOKEN_CREATE = "token.create"

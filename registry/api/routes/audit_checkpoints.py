@@ -11,9 +11,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from registry.api.deps import PrincipalDep, SessionDep
+from registry.schemas.trust import AuditVerification, CheckpointOut
 from registry.services.audit_checkpoints import CheckpointSetup, write_checkpoint
 from registry.services.audit_verify import VerificationCache, verify_audit
-from registry.trust_schemas import AuditVerification, CheckpointOut
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

@@ -34,7 +34,7 @@ from registry.errors import (
     RepositoryNotFound,
     VersionNotFound,
 )
-from registry.hub_schemas import HubModelInfo, HubRefs, HubTreeEntry
+from registry.schemas.hub import HubModelInfo, HubRefs, HubTreeEntry
 from registry.services import hub, pulls
 
 PRESIGNED_URL_EXPIRY_S = 3600

@@ -22,7 +22,7 @@ from registry.api.routes.hub import HubRoute, header_safe
 from registry.auth import authorize_namespace
 from registry.config import Settings
 from registry.errors import InvalidInput, InvalidModelCard, TooLarge, Unauthorized
-from registry.hub_schemas import HubCommit, HubCommitResult, HubModelSummary, HubRepoUrl
+from registry.schemas.hub import HubCommit, HubCommitResult, HubModelSummary, HubRepoUrl
 from registry.services import hub_commits, hub_ndjson, hub_refs, hub_repos, preupload
 from registry.services.principals import ANONYMOUS_ACTOR
 
