@@ -1,7 +1,7 @@
 """Audit verification and signed checkpoints of the audit chain's head.
 
 ``GET /audit/verify`` needs ``read`` on every namespace and ``POST
-/audit/checkpoints`` ``admin`` on every namespace (``registry.auth``).
+/audit/checkpoints`` ``admin`` on every namespace (``registry.api.auth``).
 """
 
 from __future__ import annotations

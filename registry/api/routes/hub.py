@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
+from registry.api import pulls
 from registry.api.deps import AccessLogDep, BlobStoreDep, CallerDep, SessionDep
 from registry.api.downloads import file_response
 from registry.errors import (
@@ -35,7 +36,7 @@ from registry.errors import (
     VersionNotFound,
 )
 from registry.schemas.hub import HubModelInfo, HubRefs, HubTreeEntry
-from registry.services import hub, pulls
+from registry.services import hub
 
 PRESIGNED_URL_EXPIRY_S = 3600
 

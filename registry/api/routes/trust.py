@@ -1,6 +1,6 @@
 """Tokens, protected-alias rules, alias-at-time and gc.
 
-Who may call what is decided by ``registry.auth.required_access`` (tokens,
+Who may call what is decided by ``registry.api.auth.required_access`` (tokens,
 rule changes and gc need ``admin`` on every namespace).
 """
 
