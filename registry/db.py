@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,27 @@ def begin_write(session: Session) -> None:
     if session.in_transaction():
         session.commit()
     session.connection(execution_options={_IMMEDIATE: True})
+
+
+@contextmanager
+def write_transaction(session: Session, *, begin: bool = True) -> Iterator[None]:
+    """Run the block as one write transaction: ``begin_write``, the block, ``commit``.
+
+    Any exception, from the block, the commit or ``begin_write`` (``BaseException``
+    too: a cancelled request, a worker stopping), rolls the transaction back and is
+    re-raised as it is. A block may roll back itself to leave early having written
+    nothing; the commit at its end then has nothing to do. ``begin=False`` leaves
+    starting the transaction to the block: a block that writes with its first
+    statement, or that calls ``begin_write`` itself.
+    """
+    try:
+        if begin:
+            begin_write(session)
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
 
 
 def alembic_config() -> Config:

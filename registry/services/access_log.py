@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
+from registry.db import write_transaction
 from registry.schemas.access import AccessList, AccessRecordOut
 from registry.services.visibility import EVERYTHING, Visibility
 from registry.tables import AccessRecord, DownloadCount
@@ -63,7 +64,7 @@ def write_batch(session: Session, pulls: list[Pull]) -> None:
     dialect = session.get_bind().dialect.name
     upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     counts = Counter((pull.repository, pull.version) for pull in pulls)
-    try:
+    with write_transaction(session, begin=False):
         session.execute(insert(AccessRecord), [asdict(pull) for pull in pulls])
         for (repository, version), added in sorted(counts.items()):
             statement = upsert(DownloadCount).values(
@@ -75,10 +76,6 @@ def write_batch(session: Session, pulls: list[Pull]) -> None:
                     set_={"downloads": col(DownloadCount.downloads) + added},
                 )
             )
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
 
 
 class AccessLog:

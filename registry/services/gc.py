@@ -31,7 +31,7 @@ from sqlalchemy import delete, exists
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from registry.db import begin_write
+from registry.db import write_transaction
 from registry.errors import BlobNotFound
 from registry.schemas.trust import GcBlob, GcReport, GcScratch
 from registry.services.audit import Caller, record_event
@@ -53,8 +53,7 @@ def _delete_one(session: Session, store: BlobStore, sha256: str, size: int) -> b
     """Delete one unreferenced blob under its claimed row; ``False`` if it became referenced."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    begin_write(session)
-    try:
+    with write_transaction(session):
         claimed = session.execute(
             insert(Blob)
             .values(sha256=sha256, size=size, created_at=utcnow())
@@ -72,10 +71,6 @@ def _delete_one(session: Session, store: BlobStore, sha256: str, size: int) -> b
             return False
         store.delete(sha256)
         session.execute(delete(Blob).where(col(Blob.sha256) == sha256))
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return True
 
 
@@ -119,8 +114,7 @@ def collect_garbage(
             if _delete_one(session, store, blob.sha256, blob.size):
                 deleted.append(blob.sha256)
         if deleted:
-            begin_write(session)
-            try:
+            with write_transaction(session):
                 record_event(
                     session,
                     caller,
@@ -133,10 +127,6 @@ def collect_garbage(
                         "digests": deleted[:1000],
                     },
                 )
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
         logger.info("gc deleted %d unreferenced blob(s)", len(deleted))
     return GcReport(
         dry_run=not delete_blobs,

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from registry.config import Settings
-from registry.db import begin_write
+from registry.db import write_transaction
 from registry.errors import BlobNotFound, Conflict, InvalidInput, MissingBlob
 from registry.schemas.repos import FileEntry, PublishRequest, VersionOut
 from registry.services.aliases import point_alias
@@ -300,34 +300,29 @@ def publish_version(
         )
     digest = manifest_digest(entries)
 
-    begin_write(session)
     try:
-        repository, version = _commit_version(
-            session,
-            namespace,
-            name,
-            request,
-            entries,
-            digest,
-            metadata,
-            card,
-            caller,
-            lineage,
-            precondition,
-            base_model_link=link,
-        )
-        # Once more, under the blob rows just inserted: ``lorry gc`` may have deleted an
-        # unreferenced blob that this push reused (see registry.services.gc).
-        with disk_errors("check the version's files"):
-            _check_blobs(store, entries)
-        session.commit()
+        with write_transaction(session):
+            repository, version = _commit_version(
+                session,
+                namespace,
+                name,
+                request,
+                entries,
+                digest,
+                metadata,
+                card,
+                caller,
+                lineage,
+                precondition,
+                base_model_link=link,
+            )
+            # Once more, under the blob rows just inserted: ``lorry gc`` may have deleted an
+            # unreferenced blob that this push reused (see registry.services.gc).
+            with disk_errors("check the version's files"):
+                _check_blobs(store, entries)
     except IntegrityError as exc:
-        session.rollback()
         raise Conflict(
             f"another change to {repository_id(namespace, name)} happened at the same time "
             "and the push was rolled back; push again"
         ) from exc
-    except BaseException:
-        session.rollback()
-        raise
     return version_out(session, repository, version)
