@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,8 +13,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 import migrations
 from registry.config import Settings
@@ -91,6 +92,29 @@ def write_transaction(session: Session, *, begin: bool = True) -> Iterator[None]
     except BaseException:
         session.rollback()
         raise
+
+
+def dialect_insert(session: Session, table: type[SQLModel]) -> postgresql.Insert | sqlite.Insert:
+    """An ``INSERT`` into ``table`` in the session's dialect (PostgreSQL or SQLite), which
+    knows ``ON CONFLICT``."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    return insert(table)
+
+
+def insert_or_ignore(
+    session: Session,
+    table: type[SQLModel],
+    values: dict[str, Any] | list[dict[str, Any]],
+    *,
+    unique: Sequence[str],
+) -> postgresql.Insert | sqlite.Insert:
+    """``INSERT ... ON CONFLICT (unique) DO NOTHING``: a row whose ``unique`` columns
+    exist already is kept as it is. Add ``.returning(...)`` to learn which were inserted."""
+    return (
+        dialect_insert(session, table)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=list(unique))
+    )
 
 
 def alembic_config() -> Config:

@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import bindparam
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from registry.db import write_transaction
+from registry.db import insert_or_ignore, write_transaction
 from registry.errors import BlobNotFound, Conflict, FileNotFound, MissingBlob
 from registry.services.audit import Caller, record_event
 from registry.services.names import repository_id
@@ -76,13 +75,8 @@ def find_file(session: Session, namespace: str, name: str, ref: str, path: str) 
 
 
 def _insert_blob_row(session: Session, sha256: str, size: int) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(
-        insert(Blob)
-        .values(sha256=sha256, size=size, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["sha256"])
-    )
+    row = {"sha256": sha256, "size": size, "created_at": utcnow()}
+    session.execute(insert_or_ignore(session, Blob, row, unique=["sha256"]))
 
 
 def _check_stored(store: BlobStore, sha256: str, size: int, path: str) -> None:

@@ -28,10 +28,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, exists
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from registry.db import write_transaction
+from registry.db import insert_or_ignore, write_transaction
 from registry.errors import BlobNotFound
 from registry.schemas.trust import GcBlob, GcReport, GcScratch
 from registry.services.audit import Caller, record_event
@@ -51,14 +50,10 @@ def _referenced(session: Session) -> set[str]:
 
 def _delete_one(session: Session, store: BlobStore, sha256: str, size: int) -> bool:
     """Delete one unreferenced blob under its claimed row; ``False`` if it became referenced."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     with write_transaction(session):
+        row = {"sha256": sha256, "size": size, "created_at": utcnow()}
         claimed = session.execute(
-            insert(Blob)
-            .values(sha256=sha256, size=size, created_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["sha256"])
-            .returning(col(Blob.sha256))
+            insert_or_ignore(session, Blob, row, unique=["sha256"]).returning(col(Blob.sha256))
         ).first()
         referenced = session.exec(
             select(

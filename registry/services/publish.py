@@ -9,12 +9,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import func
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from registry.config import Settings
-from registry.db import write_transaction
+from registry.db import insert_or_ignore, write_transaction
 from registry.errors import BlobNotFound, Conflict, InvalidInput, MissingBlob
 from registry.schemas.repos import FileEntry, PublishRequest, VersionOut
 from registry.services.aliases import point_alias
@@ -98,15 +97,10 @@ def store_bytes(
 
 
 def _insert_blob_rows(session: Session, entries: Sequence[ManifestEntry]) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     now = utcnow()
-    unique = {entry.sha256: entry.size for entry in entries}
-    session.execute(
-        insert(Blob)
-        .values([{"sha256": sha, "size": size, "created_at": now} for sha, size in unique.items()])
-        .on_conflict_do_nothing(index_elements=["sha256"])
-    )
+    sizes = {entry.sha256: entry.size for entry in entries}
+    rows = [{"sha256": sha, "size": size, "created_at": now} for sha, size in sizes.items()]
+    session.execute(insert_or_ignore(session, Blob, rows, unique=["sha256"]))
 
 
 def _card_tags(card: dict[str, Any]) -> list[str] | None:

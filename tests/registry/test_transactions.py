@@ -1,4 +1,5 @@
-"""``write_transaction``: the block commits as a whole or not at all, on both databases."""
+"""``write_transaction``: the block commits as a whole or not at all; ``insert_or_ignore``
+keeps rows that exist. On both databases."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from registry.config import Settings
-from registry.db import create_engine_for, write_transaction
+from registry.db import create_engine_for, insert_or_ignore, write_transaction
 from registry.tables import Blob, utcnow
 
 
@@ -85,3 +86,21 @@ def test_write_transaction_block_may_roll_back_to_leave_early(engine: Engine) ->
         assert claim(session, "a") is False
         assert claim(session, "b") is True
     assert _stored(engine) == ["b" * 64]
+
+
+def test_insert_or_ignore_keeps_existing_rows_and_returns_only_the_new_ones(engine: Engine) -> None:
+    def row(char: str, size: int) -> dict[str, object]:
+        return {"sha256": char * 64, "size": size, "created_at": utcnow()}
+
+    def insert(session: Session, rows: dict[str, object] | list[dict[str, object]]) -> list[str]:
+        statement = insert_or_ignore(session, Blob, rows, unique=["sha256"])
+        return list(session.execute(statement.returning(col(Blob.sha256))).scalars())
+
+    with Session(engine) as session:
+        with write_transaction(session):
+            assert insert(session, row("a", 1)) == ["a" * 64]
+            assert insert(session, row("a", 2)) == []
+            assert insert(session, [row("a", 3), row("b", 4)]) == ["b" * 64]
+    with Session(engine) as session:
+        sizes = dict(session.exec(select(Blob.sha256, Blob.size)).all())
+    assert sizes == {"a" * 64: 1, "b" * 64: 4}
