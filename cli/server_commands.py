@@ -42,8 +42,8 @@ def serve(
     """
     import uvicorn
 
+    from registry.api.auth import check_exposure
     from registry.app import check_workers, create_app
-    from registry.auth import check_exposure
     from registry.config import Settings
     from registry.db import create_engine_for, ensure_migrated, upgrade
     from registry.errors import LorryError

@@ -11,11 +11,11 @@ from fastapi import Depends, FastAPI
 from sqlalchemy import make_url
 
 from composer.errors import ComposerError
+from registry.api.auth import authorize, check_exposure
 from registry.api.errors import composer_error_status, install_error_handlers, register_error_type
 from registry.api.limits import BodyLimitMiddleware, HeaderLimitMiddleware
 from registry.api.main import api_router, health_router, hub_router
 from registry.api.middleware import RequestIdMiddleware
-from registry.auth import authorize, check_exposure
 from registry.config import Settings
 from registry.console import mount_console
 from registry.db import create_engine_for, ensure_migrated

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +13,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 import migrations
 from registry.config import Settings
@@ -68,6 +71,50 @@ def begin_write(session: Session) -> None:
     if session.in_transaction():
         session.commit()
     session.connection(execution_options={_IMMEDIATE: True})
+
+
+@contextmanager
+def write_transaction(session: Session, *, begin: bool = True) -> Iterator[None]:
+    """Run the block as one write transaction: ``begin_write``, the block, ``commit``.
+
+    Any exception, from the block, the commit or ``begin_write`` (``BaseException``
+    too: a cancelled request, a worker stopping), rolls the transaction back and is
+    re-raised as it is. A block may roll back itself to leave early having written
+    nothing; the commit at its end then has nothing to do. ``begin=False`` leaves
+    starting the transaction to the block: a block that writes with its first
+    statement, or that calls ``begin_write`` itself.
+    """
+    try:
+        if begin:
+            begin_write(session)
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def dialect_insert(session: Session, table: type[SQLModel]) -> postgresql.Insert | sqlite.Insert:
+    """An ``INSERT`` into ``table`` in the session's dialect (PostgreSQL or SQLite), which
+    knows ``ON CONFLICT``."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    return insert(table)
+
+
+def insert_or_ignore(
+    session: Session,
+    table: type[SQLModel],
+    values: dict[str, Any] | list[dict[str, Any]],
+    *,
+    unique: Sequence[str],
+) -> postgresql.Insert | sqlite.Insert:
+    """``INSERT ... ON CONFLICT (unique) DO NOTHING``: a row whose ``unique`` columns
+    exist already is kept as it is. Add ``.returning(...)`` to learn which were inserted."""
+    return (
+        dialect_insert(session, table)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=list(unique))
+    )
 
 
 def alembic_config() -> Config:

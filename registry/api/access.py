@@ -14,7 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from registry.auth import principal_of
+from registry.api.auth import principal_of
 from registry.errors import Forbidden
 from registry.services.visibility import Visibility
 

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from registry.auth import principal_of
+from registry.api.auth import principal_of
 from registry.config import Settings
 from registry.services.access_log import AccessLog
 from registry.services.audit import Caller
@@ -58,7 +58,7 @@ async def get_blob_store(request: Request) -> BlobStore:
 
 
 async def current_principal(request: Request) -> Principal:
-    """Who is calling and what they may do (``registry.auth``)."""
+    """Who is calling and what they may do (``registry.api.auth``)."""
     return await principal_of(request)
 
 

@@ -26,7 +26,7 @@ from registry.db import begin_write
 from registry.errors import LorryError
 from registry.jobs.exporting import StepReport, build_export
 from registry.jobs.workspace import library_versions, materialise, store_file
-from registry.schemas import FileEntry, PublishRequest
+from registry.schemas.repos import FileEntry, PublishRequest
 from registry.services.audit import Caller, record_event
 from registry.services.jobs import append_log, finish_cancelled, job_action, job_target
 from registry.services.names import repository_id

@@ -23,11 +23,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine, bindparam, func, insert
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from registry.access_schemas import AccessList, AccessRecordOut
+from registry.db import dialect_insert, write_transaction
+from registry.schemas.access import AccessList, AccessRecordOut
 from registry.services.visibility import EVERYTHING, Visibility
 from registry.tables import AccessRecord, DownloadCount
 
@@ -60,13 +60,11 @@ def write_batch(session: Session, pulls: list[Pull]) -> None:
     """Insert ``pulls`` and add them to the per-version counts, in one transaction."""
     if not pulls:
         return
-    dialect = session.get_bind().dialect.name
-    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     counts = Counter((pull.repository, pull.version) for pull in pulls)
-    try:
+    with write_transaction(session, begin=False):
         session.execute(insert(AccessRecord), [asdict(pull) for pull in pulls])
         for (repository, version), added in sorted(counts.items()):
-            statement = upsert(DownloadCount).values(
+            statement = dialect_insert(session, DownloadCount).values(
                 repository=repository, version=version, downloads=added
             )
             session.execute(
@@ -75,10 +73,6 @@ def write_batch(session: Session, pulls: list[Pull]) -> None:
                     set_={"downloads": col(DownloadCount.downloads) + added},
                 )
             )
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
 
 
 class AccessLog:

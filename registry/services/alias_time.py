@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session, col, select
 
+from registry.schemas.trust import AliasAt
 from registry.services.aliases import alias_target
 from registry.services.audit import ALIAS_DELETE, ALIAS_SET
 from registry.services.names import check_alias_name, repository_id
 from registry.services.repositories import find_repository
 from registry.tables import AuditEvent, Version
-from registry.trust_schemas import AliasAt
 
 
 def alias_at(session: Session, namespace: str, name: str, alias: str, when: datetime) -> AliasAt:

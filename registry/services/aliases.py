@@ -6,9 +6,9 @@ import sqlalchemy as sa
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
-from registry.db import begin_write
+from registry.db import write_transaction
 from registry.errors import AliasNotFound
-from registry.schemas import AliasHistory, AliasHistoryEntry, AliasList, AliasOut
+from registry.schemas.repos import AliasHistory, AliasHistoryEntry, AliasList, AliasOut
 from registry.services.audit import ALIAS_DELETE, ALIAS_SET, Caller, record_event
 from registry.services.names import check_alias_name, repository_id
 from registry.services.policies import check_alias_change
@@ -159,15 +159,10 @@ def set_alias(
     caller: Caller,
 ) -> AliasOut:
     check_alias_name(alias)
-    begin_write(session)
-    try:
+    with write_transaction(session):
         repository = lock_repository(session, namespace, name)
         version = resolve_ref(session, repository, ref)
         row = point_alias(session, repository, alias, version, reason, caller)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return _alias_out(session, repository, row)
 
 
@@ -175,8 +170,7 @@ def delete_alias(
     session: Session, namespace: str, name: str, alias: str, reason: str | None, caller: Caller
 ) -> None:
     check_alias_name(alias)
-    begin_write(session)
-    try:
+    with write_transaction(session):
         repository = lock_repository(session, namespace, name)
         check_alias_change(session, caller, repository_id(namespace, name), alias, reason)
         row = _find_alias(session, repository, alias)
@@ -192,10 +186,6 @@ def delete_alias(
             before={"version": version.number if version else None},
             after={"version": None, "reason": reason},
         )
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
 
 
 def alias_history(session: Session, namespace: str, name: str, alias: str) -> AliasHistory:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from registry.schemas import AuditEventOut, AuditList
+from registry.schemas.repos import AuditEventOut, AuditList
 from registry.services.audit_chain import defer_event
 from registry.services.principals import LOCAL, Principal
 from registry.services.visibility import EVERYTHING, Visibility

@@ -33,9 +33,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from registry.db import insert_or_ignore
 from registry.services.audit_anchors import Anchor, AnchorCheck, AnchorProblem, Checkpoint
 from registry.tables import AuditChainHead, AuditEvent
 
@@ -81,13 +81,8 @@ def _fields(event: AuditEvent) -> dict[str, Any]:
 
 def _lock_head(session: Session) -> AuditChainHead:
     """The head row, locked; created (``ON CONFLICT DO NOTHING``) before the first event."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(
-        insert(AuditChainHead)
-        .values(id=HEAD_ROW_ID, last_event_id=None, last_hash=GENESIS_HASH)
-        .on_conflict_do_nothing(index_elements=["id"])
-    )
+    head = {"id": HEAD_ROW_ID, "last_event_id": None, "last_hash": GENESIS_HASH}
+    session.execute(insert_or_ignore(session, AuditChainHead, head, unique=["id"]))
     return session.exec(
         select(AuditChainHead)
         .where(AuditChainHead.id == HEAD_ROW_ID)

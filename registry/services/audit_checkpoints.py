@@ -28,6 +28,7 @@ from sqlmodel import Session
 
 from registry.config import Settings
 from registry.errors import LorryError, StorageUnavailable
+from registry.schemas.trust import CheckpointOut
 from registry.services.audit_anchors import (
     Anchor,
     Checkpoint,
@@ -45,7 +46,6 @@ from registry.services.signed_note import (
 )
 from registry.storage.base import BlobStore
 from registry.storage.checkpoints import CheckpointTarget, open_checkpoint_targets
-from registry.trust_schemas import CheckpointOut
 
 logger = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from sqlmodel import Session
 
 from registry.errors import Forbidden
+from registry.schemas.trust import AuditVerification, ChainProblemOut, CheckpointCheckOut
 from registry.services.audit_anchors import Anchor
 from registry.services.audit_chain import ChainReport, verify_chain
 from registry.services.audit_checkpoints import CheckpointSetup, Rejected, read_checkpoints
 from registry.services.principals import ADMIN, Principal
-from registry.trust_schemas import AuditVerification, ChainProblemOut, CheckpointCheckOut
 
 
 def verify_audit(session: Session, setup: CheckpointSetup) -> AuditVerification:

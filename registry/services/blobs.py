@@ -24,7 +24,7 @@ from registry.errors import (
     StorageUnavailable,
     TooLarge,
 )
-from registry.schemas import BlobInfo
+from registry.schemas.repos import BlobInfo
 from registry.storage.base import BlobStore
 from registry.storage.scratch import ScratchLock, new_file
 

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
-from registry.compose_schemas import CompositionRequest, JobInput, JobOut
 from registry.config import Settings
 from registry.db import begin_write
 from registry.errors import Conflict, InvalidInput, InvalidReference
 from registry.jobs.base import JobQueue
+from registry.schemas.compose import CompositionRequest, JobInput, JobOut
 from registry.services.audit import Caller, record_event
 from registry.services.jobs import COMPOSITION_SUBMIT, append_log, job_out, job_target
 from registry.services.names import check_alias_name, check_repository_name, repository_id

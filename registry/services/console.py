@@ -10,8 +10,8 @@ from markdown_it import MarkdownIt
 from sqlmodel import Session, col, select
 
 from registry.config import Settings
-from registry.console_schemas import AuditFacets, RenderedCard, WhoAmI
 from registry.errors import InvalidModelCard, TooLarge
+from registry.schemas.console import AuditFacets, RenderedCard, WhoAmI
 from registry.services.names import repository_id
 from registry.services.principals import SCOPES, Principal
 from registry.services.refs import resolve_ref

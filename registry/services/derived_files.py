@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import bindparam
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from registry.db import begin_write
+from registry.db import insert_or_ignore, write_transaction
 from registry.errors import BlobNotFound, Conflict, FileNotFound, MissingBlob
 from registry.services.audit import Caller, record_event
 from registry.services.names import repository_id
@@ -76,13 +75,8 @@ def find_file(session: Session, namespace: str, name: str, ref: str, path: str) 
 
 
 def _insert_blob_row(session: Session, sha256: str, size: int) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(
-        insert(Blob)
-        .values(sha256=sha256, size=size, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["sha256"])
-    )
+    row = {"sha256": sha256, "size": size, "created_at": utcnow()}
+    session.execute(insert_or_ignore(session, Blob, row, unique=["sha256"]))
 
 
 def _check_stored(store: BlobStore, sha256: str, size: int, path: str) -> None:
@@ -122,72 +116,67 @@ def record_export(
     namespace, _, name = job.target.partition("/")
     digest = str(spec["source"]).partition("@sha256:")[2]
     try:
-        begin_write(session)
-        version = session.exec(
-            select(Version)
-            .join(Repository, col(Repository.id) == col(Version.repository_id))
-            .where(
-                Repository.namespace == namespace,
-                Repository.name == name,
-                Version.digest == digest,
+        with write_transaction(session):
+            version = session.exec(
+                select(Version)
+                .join(Repository, col(Repository.id) == col(Version.repository_id))
+                .where(
+                    Repository.namespace == namespace,
+                    Repository.name == name,
+                    Version.digest == digest,
+                )
+            ).one()
+            assert version.id is not None
+            number = version.number
+            existing = session.get(VersionExport, (version.id, path))
+            if existing is not None:
+                same = existing.sha256 == sha256
+                other_job = existing.job_id
+                session.rollback()
+                if same:
+                    return number, digest, True
+                raise Conflict(
+                    f"{job.target}@{number} got another {path} meanwhile (job {other_job}); "
+                    "download that one"
+                )
+            _insert_blob_row(session, sha256, size)
+            session.add(
+                VersionExport(
+                    version_id=version.id,
+                    path=path,
+                    format=str(spec["format"]),
+                    outtype=str(spec["outtype"]),
+                    sha256=sha256,
+                    size=size,
+                    job_id=job.id,
+                    lineage=lineage,
+                    created_by=job.created_by,
+                    created_at=utcnow(),
+                )
             )
-        ).one()
-        assert version.id is not None
-        number = version.number
-        existing = session.get(VersionExport, (version.id, path))
-        if existing is not None:
-            same = existing.sha256 == sha256
-            other_job = existing.job_id
-            session.rollback()
-            if same:
-                return number, digest, True
-            raise Conflict(
-                f"{job.target}@{number} got another {path} meanwhile (job {other_job}); "
-                "download that one"
+            record_event(
+                session,
+                caller,
+                VERSION_EXPORT,
+                repository=job.target,
+                target=f"{job.target}@{number}/{path}",
+                after={
+                    "version": number,
+                    "digest": f"sha256:{digest}",
+                    "path": path,
+                    "format": spec["format"],
+                    "outtype": spec["outtype"],
+                    "sha256": sha256,
+                    "size": size,
+                    "job": job.id,
+                    "base": spec.get("base"),
+                },
             )
-        _insert_blob_row(session, sha256, size)
-        session.add(
-            VersionExport(
-                version_id=version.id,
-                path=path,
-                format=str(spec["format"]),
-                outtype=str(spec["outtype"]),
-                sha256=sha256,
-                size=size,
-                job_id=job.id,
-                lineage=lineage,
-                created_by=job.created_by,
-                created_at=utcnow(),
-            )
-        )
-        record_event(
-            session,
-            caller,
-            VERSION_EXPORT,
-            repository=job.target,
-            target=f"{job.target}@{number}/{path}",
-            after={
-                "version": number,
-                "digest": f"sha256:{digest}",
-                "path": path,
-                "format": spec["format"],
-                "outtype": spec["outtype"],
-                "sha256": sha256,
-                "size": size,
-                "job": job.id,
-                "base": spec.get("base"),
-            },
-        )
-        session.flush()
-        _check_stored(store, sha256, size, path)
-        session.commit()
+            session.flush()
+            _check_stored(store, sha256, size, path)
     except IntegrityError as exc:
-        session.rollback()
         raise Conflict(
             f"another export of {job.target}@{digest[:12]} {path} committed at the same time; "
             "list the version's exports"
         ) from exc
-    except BaseException:
-        session.rollback()
-        raise
     return number, digest, False

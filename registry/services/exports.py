@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
-from registry.compose_schemas import JobInput, JobOut
 from registry.db import begin_write
 from registry.errors import (
     Conflict,
@@ -30,7 +29,8 @@ from registry.errors import (
     InvalidReference,
     UnsupportedAdapterType,
 )
-from registry.export_schemas import ExportList, ExportOut, ExportRequest, ExportSource
+from registry.schemas.compose import JobInput, JobOut
+from registry.schemas.export import ExportList, ExportOut, ExportRequest, ExportSource
 from registry.services.audit import Caller, record_event
 from registry.services.jobs import append_log, describe_job, job_action, job_target
 from registry.services.names import check_repository_name, repository_id

@@ -28,16 +28,15 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, exists
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from registry.db import begin_write
+from registry.db import insert_or_ignore, write_transaction
 from registry.errors import BlobNotFound
+from registry.schemas.trust import GcBlob, GcReport, GcScratch
 from registry.services.audit import Caller, record_event
 from registry.storage import scratch
 from registry.storage.base import BlobStore
 from registry.tables import Blob, VersionExport, VersionFile, utcnow
-from registry.trust_schemas import GcBlob, GcReport, GcScratch
 
 logger = logging.getLogger(__name__)
 
@@ -51,15 +50,10 @@ def _referenced(session: Session) -> set[str]:
 
 def _delete_one(session: Session, store: BlobStore, sha256: str, size: int) -> bool:
     """Delete one unreferenced blob under its claimed row; ``False`` if it became referenced."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    begin_write(session)
-    try:
+    with write_transaction(session):
+        row = {"sha256": sha256, "size": size, "created_at": utcnow()}
         claimed = session.execute(
-            insert(Blob)
-            .values(sha256=sha256, size=size, created_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["sha256"])
-            .returning(col(Blob.sha256))
+            insert_or_ignore(session, Blob, row, unique=["sha256"]).returning(col(Blob.sha256))
         ).first()
         referenced = session.exec(
             select(
@@ -72,10 +66,6 @@ def _delete_one(session: Session, store: BlobStore, sha256: str, size: int) -> b
             return False
         store.delete(sha256)
         session.execute(delete(Blob).where(col(Blob.sha256) == sha256))
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return True
 
 
@@ -119,8 +109,7 @@ def collect_garbage(
             if _delete_one(session, store, blob.sha256, blob.size):
                 deleted.append(blob.sha256)
         if deleted:
-            begin_write(session)
-            try:
+            with write_transaction(session):
                 record_event(
                     session,
                     caller,
@@ -133,10 +122,6 @@ def collect_garbage(
                         "digests": deleted[:1000],
                     },
                 )
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
         logger.info("gc deleted %d unreferenced blob(s)", len(deleted))
     return GcReport(
         dry_run=not delete_blobs,

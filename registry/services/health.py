@@ -7,7 +7,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from registry.errors import LorryError
-from registry.schemas import Readiness
+from registry.schemas.repos import Readiness
 from registry.storage.base import BlobStore
 
 

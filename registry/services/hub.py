@@ -26,7 +26,7 @@ from registry.errors import (
     InvalidReference,
     RepositoryNotFound,
 )
-from registry.hub_schemas import (
+from registry.schemas.hub import (
     HubLastCommit,
     HubLfs,
     HubModelInfo,

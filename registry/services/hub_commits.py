@@ -35,7 +35,7 @@ from registry.errors import (
     PreconditionFailed,
     TooLarge,
 )
-from registry.schemas import FileEntry, PublishRequest
+from registry.schemas.repos import FileEntry, PublishRequest
 from registry.services.audit import Caller
 from registry.services.hub import MAIN, find_hub_repository
 from registry.services.hub_ndjson import Content, Line

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from registry.db import begin_write
+from registry.db import write_transaction
 from registry.errors import Conflict
-from registry.hub_schemas import HubCommit, HubCommitAuthor
+from registry.schemas.hub import HubCommit, HubCommitAuthor
 from registry.services.aliases import delete_alias, point_alias
 from registry.services.audit import Caller
 from registry.services.hub import MAIN, empty_at_main, hub_timestamp, resolve_revision
@@ -39,8 +39,7 @@ def create_alias_ref(
     if alias == MAIN:
         raise Conflict(f"`main` of {repo_id} exists: it is the latest version or its main alias")
     version = resolve_revision(session, namespace, name, starting_point or MAIN).version
-    begin_write(session)
-    try:
+    with write_transaction(session):
         repository = find_repository(session, namespace, name)
         if session.get(Alias, (repository.id, alias)) is not None:
             raise Conflict(
@@ -50,10 +49,6 @@ def create_alias_ref(
         current = session.get(Version, version.id)
         assert current is not None
         point_alias(session, repository, alias, current, reason, caller)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
 
 
 def delete_alias_ref(

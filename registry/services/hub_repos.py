@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from registry.db import begin_write
+from registry.db import write_transaction
 from registry.errors import Conflict, DeletionRefused, InvalidInput
-from registry.hub_schemas import HubModelSummary, HubRepoUrl
+from registry.schemas.hub import HubModelSummary, HubRepoUrl
 from registry.services.audit import Caller
 from registry.services.hub import hub_timestamp
 from registry.services.names import check_repository_name, repository_id
@@ -50,8 +50,7 @@ def create_repository(
 ) -> HubRepoUrl:
     """An empty repository; 409 (which ``exist_ok=True`` accepts) when it exists."""
     repo_id = repository_id(namespace, name)
-    begin_write(session)
-    try:
+    with write_transaction(session):
         exists = session.exec(
             select(Repository.id).where(Repository.namespace == namespace, Repository.name == name)
         ).first()
@@ -61,10 +60,6 @@ def create_repository(
                 url=f"{endpoint}/{repo_id}",
             )
         lock_or_create_repository(session, namespace, name, "adapter", caller)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return HubRepoUrl(url=f"{endpoint}/{repo_id}", name=repo_id, id=repo_id)
 
 

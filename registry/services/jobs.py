@@ -11,7 +11,10 @@ from typing import Any
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from registry.compose_schemas import (
+from registry.config import Settings
+from registry.db import write_transaction
+from registry.errors import Conflict, InvalidInput, JobNotFound
+from registry.schemas.compose import (
     FINISHED_STATES,
     JOB_STATES,
     JobInput,
@@ -21,10 +24,7 @@ from registry.compose_schemas import (
     JobProgress,
     JobResult,
 )
-from registry.config import Settings
-from registry.db import begin_write
-from registry.errors import Conflict, InvalidInput, JobNotFound
-from registry.export_schemas import JobExport
+from registry.schemas.export import JobExport
 from registry.services.audit import Caller, record_event
 from registry.services.principals import WRITE
 from registry.services.visibility import EVERYTHING, Visibility
@@ -190,7 +190,7 @@ def list_jobs(
 
 
 def _lock_job(session: Session, job_id: str) -> ComposeJob:
-    begin_write(session)
+    """The job row, locked for the session's write transaction."""
     row = session.exec(select(ComposeJob).where(ComposeJob.id == job_id).with_for_update()).first()
     if row is None:
         raise JobNotFound(f"there is no job {job_id!r}; list jobs with `lorry jobs`")
@@ -224,7 +224,7 @@ def cancel_job(
     target = find_job(session, job_id, visible).target
     if check_access is not None:
         check_access(WRITE, target.split("/", 1)[0])
-    try:
+    with write_transaction(session):
         row = _lock_job(session, job_id)
         if row.state in FINISHED_STATES:
             raise Conflict(f"job {job_id} already {row.state}; only queued or running jobs cancel")
@@ -234,10 +234,6 @@ def cancel_job(
             row.cancel_requested = True
             append_log(row, f"cancellation requested by {caller.actor}")
             session.add(row)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     session.refresh(row)
     return describe_job(session, row)
 
@@ -264,8 +260,7 @@ def recover_stale_jobs(engine: Engine, settings: Settings) -> list[tuple[str, st
     cutoff = utcnow() - timedelta(seconds=settings.job_stale_after_s)
     requeued: list[tuple[str, str]] = []
     with Session(engine) as session:
-        try:
-            begin_write(session)
+        with write_transaction(session):
             rows = session.exec(
                 select(ComposeJob)
                 .where(ComposeJob.state == "running", col(ComposeJob.heartbeat_at) < cutoff)
@@ -285,10 +280,6 @@ def recover_stale_jobs(engine: Engine, settings: Settings) -> list[tuple[str, st
                 else:
                     _fail_orphan(session, row, silent)
                 session.add(row)
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
     for job_id, _queue in requeued:
         logger.warning("job %s was orphaned by a dead process; queued again", job_id)
     return requeued

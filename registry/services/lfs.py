@@ -15,7 +15,7 @@ from math import ceil
 
 from registry.config import Settings
 from registry.errors import BlobNotFound, DigestMismatch, InvalidInput
-from registry.lfs_schemas import (
+from registry.schemas.lfs import (
     LfsAction,
     LfsBatchRequest,
     LfsBatchResponse,

@@ -28,8 +28,8 @@ import anyio.to_thread
 from composer.fileio import preallocate
 from registry.config import Settings
 from registry.errors import DigestMismatch, InvalidInput, StorageUnavailable
-from registry.lfs_schemas import LfsCompletion
-from registry.schemas import BlobInfo
+from registry.schemas.lfs import LfsCompletion
+from registry.schemas.repos import BlobInfo
 from registry.services import blobs
 from registry.services.upload_urls import UploadGrant
 from registry.storage.base import CHUNK_SIZE, BlobStore

@@ -13,7 +13,7 @@ from collections import deque
 
 from sqlmodel import Session, col, select
 
-from registry.compose_schemas import (
+from registry.schemas.compose import (
     DerivedList,
     DerivedVersion,
     JobResult,

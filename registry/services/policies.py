@@ -14,13 +14,13 @@ from fnmatch import fnmatchcase
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from registry.db import begin_write
+from registry.db import write_transaction
 from registry.errors import Conflict, Forbidden, PolicyNotFound
+from registry.schemas.trust import PolicyCreate, PolicyList, PolicyOut
 from registry.services.audit import Caller, record_event
 from registry.services.principals import PROMOTE
 from registry.services.visibility import EVERYTHING, Visibility
 from registry.tables import AliasPolicy, utcnow
-from registry.trust_schemas import PolicyCreate, PolicyList, PolicyOut
 
 POLICY_SET = "policy.set"
 POLICY_DELETE = "policy.delete"
@@ -56,32 +56,27 @@ def create_policy(session: Session, caller: Caller, body: PolicyCreate) -> Polic
         created_by=caller.actor,
         created_at=utcnow(),
     )
-    begin_write(session)
     try:
-        session.add(row)
-        session.flush()
-        record_event(
-            session,
-            caller,
-            POLICY_SET,
-            repository=None,
-            target=f"policy:{row.id}",
-            after={
-                "repository": row.repository_pattern,
-                "alias": row.alias_pattern,
-                "require_reason": row.require_reason,
-            },
-        )
-        session.commit()
+        with write_transaction(session):
+            session.add(row)
+            session.flush()
+            record_event(
+                session,
+                caller,
+                POLICY_SET,
+                repository=None,
+                target=f"policy:{row.id}",
+                after={
+                    "repository": row.repository_pattern,
+                    "alias": row.alias_pattern,
+                    "require_reason": row.require_reason,
+                },
+            )
     except IntegrityError as exc:
-        session.rollback()
         raise Conflict(
             f"a rule for {body.repository} @ {body.alias} exists already; "
             "list the rules with `lorry policy ls`"
         ) from exc
-    except BaseException:
-        session.rollback()
-        raise
     session.refresh(row)
     return _policy_out(row)
 
@@ -99,8 +94,7 @@ def list_policies(session: Session, visible: Visibility = EVERYTHING) -> PolicyL
 
 
 def delete_policy(session: Session, caller: Caller, policy_id: int) -> None:
-    begin_write(session)
-    try:
+    with write_transaction(session):
         row = session.get(AliasPolicy, policy_id)
         if row is None:
             raise PolicyNotFound(
@@ -119,10 +113,6 @@ def delete_policy(session: Session, caller: Caller, policy_id: int) -> None:
             },
         )
         session.delete(row)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
 
 
 def matching_rules(session: Session, repository: str, alias: str) -> list[AliasPolicy]:

@@ -9,14 +9,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import func
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from registry.config import Settings
-from registry.db import begin_write
+from registry.db import insert_or_ignore, write_transaction
 from registry.errors import BlobNotFound, Conflict, InvalidInput, MissingBlob
-from registry.schemas import FileEntry, PublishRequest, VersionOut
+from registry.schemas.repos import FileEntry, PublishRequest, VersionOut
 from registry.services.aliases import point_alias
 from registry.services.audit import VERSION_PUBLISH, Caller, record_event
 from registry.services.base_models import link_base_model
@@ -98,15 +97,10 @@ def store_bytes(
 
 
 def _insert_blob_rows(session: Session, entries: Sequence[ManifestEntry]) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     now = utcnow()
-    unique = {entry.sha256: entry.size for entry in entries}
-    session.execute(
-        insert(Blob)
-        .values([{"sha256": sha, "size": size, "created_at": now} for sha, size in unique.items()])
-        .on_conflict_do_nothing(index_elements=["sha256"])
-    )
+    sizes = {entry.sha256: entry.size for entry in entries}
+    rows = [{"sha256": sha, "size": size, "created_at": now} for sha, size in sizes.items()]
+    session.execute(insert_or_ignore(session, Blob, rows, unique=["sha256"]))
 
 
 def _card_tags(card: dict[str, Any]) -> list[str] | None:
@@ -300,34 +294,29 @@ def publish_version(
         )
     digest = manifest_digest(entries)
 
-    begin_write(session)
     try:
-        repository, version = _commit_version(
-            session,
-            namespace,
-            name,
-            request,
-            entries,
-            digest,
-            metadata,
-            card,
-            caller,
-            lineage,
-            precondition,
-            base_model_link=link,
-        )
-        # Once more, under the blob rows just inserted: ``lorry gc`` may have deleted an
-        # unreferenced blob that this push reused (see registry.services.gc).
-        with disk_errors("check the version's files"):
-            _check_blobs(store, entries)
-        session.commit()
+        with write_transaction(session):
+            repository, version = _commit_version(
+                session,
+                namespace,
+                name,
+                request,
+                entries,
+                digest,
+                metadata,
+                card,
+                caller,
+                lineage,
+                precondition,
+                base_model_link=link,
+            )
+            # Once more, under the blob rows just inserted: ``lorry gc`` may have deleted an
+            # unreferenced blob that this push reused (see registry.services.gc).
+            with disk_errors("check the version's files"):
+                _check_blobs(store, entries)
     except IntegrityError as exc:
-        session.rollback()
         raise Conflict(
             f"another change to {repository_id(namespace, name)} happened at the same time "
             "and the push was rolled back; push again"
         ) from exc
-    except BaseException:
-        session.rollback()
-        raise
     return version_out(session, repository, version)

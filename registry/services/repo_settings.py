@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from registry.db import begin_write
+from registry.db import write_transaction
 from registry.errors import AliasNotFound, InvalidInput
-from registry.schemas import Repo, RepoUpdate
+from registry.schemas.repos import Repo, RepoUpdate
 from registry.services.audit import REPOSITORY_UPDATE, Caller, record_event
 from registry.services.base_models import check_base_reference
 from registry.services.names import check_alias_name, repository_id
@@ -38,8 +38,7 @@ def update_repository(
     one audit event ``repository.update`` records the fields before and after.
     """
     repo_id = repository_id(namespace, name)
-    begin_write(session)
-    try:
+    with write_transaction(session):
         repository = find_repository(session, namespace, name)
         before: dict[str, Any] = {}
         after: dict[str, Any] = {}
@@ -89,9 +88,5 @@ def update_repository(
                 before=before,
                 after=after,
             )
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     session.refresh(repository)
     return repo_out(session, repository)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import String, bindparam, cast, func, or_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from registry.db import insert_or_ignore
 from registry.errors import RepositoryNotFound
-from registry.schemas import Repo, RepoList
+from registry.schemas.repos import Repo, RepoList
 from registry.services.access_log import repository_downloads
 from registry.services.audit import REPOSITORY_CREATE, Caller, record_event
 from registry.services.names import check_repository_name, repository_id
@@ -55,8 +55,6 @@ def lock_or_create_repository(
     succeed; ``SELECT ... FOR UPDATE`` then serialises them on PostgreSQL
     (SQLite serialises whole write transactions, see ``db.begin_write``).
     """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     values = {
         "namespace": namespace,
         "name": name,
@@ -66,12 +64,9 @@ def lock_or_create_repository(
         "created_by": caller.actor,
         "created_at": utcnow(),
     }
-    statement = (
-        insert(Repository)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["namespace", "name"])
-        .returning(col(Repository.id))
-    )
+    statement = insert_or_ignore(
+        session, Repository, values, unique=["namespace", "name"]
+    ).returning(col(Repository.id))
     created = session.execute(statement).first() is not None
     row = session.exec(
         select(Repository)

@@ -16,13 +16,13 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from registry.db import begin_write
+from registry.db import write_transaction
 from registry.errors import InvalidInput, TokenNotFound, Unauthorized
+from registry.schemas.trust import TokenCreated, TokenList, TokenOut
 from registry.services.audit import Caller, record_event
 from registry.services.principals import ADMIN, SCOPES, Principal, expand_scopes
 from registry.services.visibility import check_pattern
 from registry.tables import ApiToken, utcnow
-from registry.trust_schemas import TokenCreated, TokenList, TokenOut
 
 TOKEN_PREFIX = "lorry_"
 TOKEN_CREATE = "token.create"
@@ -85,8 +85,7 @@ def create_token(
         created_at=utcnow(),
         expires_at=expires_at,
     )
-    begin_write(session)
-    try:
+    with write_transaction(session):
         session.add(row)
         record_event(
             session,
@@ -101,10 +100,6 @@ def create_token(
                 "expires_at": expires_at.isoformat() if expires_at else None,
             },
         )
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     session.refresh(row)
     return TokenCreated(**_token_out(row).model_dump(), token=token)
 
@@ -125,8 +120,7 @@ def revoke_token(
 ) -> TokenOut:
     """Revoke a token (kept, marked revoked, so the audit trail still names it);
     ``on_revoked(token_id)`` runs once the revocation is committed."""
-    begin_write(session)
-    try:
+    with write_transaction(session):
         row = session.get(ApiToken, token_id)
         if row is None:
             raise TokenNotFound(f"no token with id {token_id!r}; list them with `lorry token ls`")
@@ -141,10 +135,6 @@ def revoke_token(
                 target=f"token:{token_id}",
                 before={"principal": row.principal, "scopes": list(row.scopes)},
             )
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     if on_revoked is not None:
         on_revoked(token_id)
     session.refresh(row)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
-from registry.schemas import FileEntry, VersionList, VersionOut
+from registry.schemas.repos import FileEntry, VersionList, VersionOut
 from registry.services.access_log import version_downloads
 from registry.services.names import repository_id
 from registry.services.refs import find_version

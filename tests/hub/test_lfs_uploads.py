@@ -21,7 +21,7 @@ from huggingface_hub.lfs import post_lfs_batch_info
 
 from registry import db
 from registry.config import Settings
-from registry.lfs_schemas import LFS_MEDIA_TYPE
+from registry.schemas.lfs import LFS_MEDIA_TYPE
 from registry.storage import open_blob_store
 from tests.hub.live import serve_logged
 from tests.support.files import sha256_of

@@ -33,7 +33,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Column, MetaData, String, Table, insert, select
 
-from registry.auth import required_access
+from registry.api.auth import required_access
 from registry.services.visibility import namespace_matches, pattern_condition
 from tests.support.rest import API, engine_of, push_ok, with_extra
 from tests.support.tokens import bearer, make_token

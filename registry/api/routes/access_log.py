@@ -5,9 +5,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from registry.access_schemas import AccessList
 from registry.api.access import VisibilityDep
 from registry.api.deps import SessionDep
+from registry.schemas.access import AccessList
 from registry.services import access_log
 
 router = APIRouter(prefix="/access-log", tags=["access log"])

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
 from registry.api.deps import CallerDep, SessionDep
-from registry.schemas import AliasHistory, AliasList, AliasOut, AliasUpdate
+from registry.schemas.repos import AliasHistory, AliasList, AliasOut, AliasUpdate
 from registry.services import aliases
 
 router = APIRouter(prefix="/repos/{namespace}/{name}/aliases", tags=["aliases"])

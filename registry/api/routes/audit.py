@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 
 from registry.api.access import VisibilityDep
 from registry.api.deps import SessionDep
-from registry.schemas import AuditList
+from registry.schemas.repos import AuditList
 from registry.services import audit
 
 router = APIRouter(prefix="/audit", tags=["audit"])

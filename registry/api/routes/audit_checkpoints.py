@@ -1,7 +1,7 @@
 """Audit verification and signed checkpoints of the audit chain's head.
 
 ``GET /audit/verify`` needs ``read`` on every namespace and ``POST
-/audit/checkpoints`` ``admin`` on every namespace (``registry.auth``).
+/audit/checkpoints`` ``admin`` on every namespace (``registry.api.auth``).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from registry.api.deps import PrincipalDep, SessionDep
+from registry.schemas.trust import AuditVerification, CheckpointOut
 from registry.services.audit_checkpoints import CheckpointSetup, write_checkpoint
 from registry.services.audit_verify import VerificationCache, verify_audit
-from registry.trust_schemas import AuditVerification, CheckpointOut
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

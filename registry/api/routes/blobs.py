@@ -6,7 +6,7 @@ from fastapi.responses import JSONResponse
 
 from registry.api.deps import BlobStoreDep, SettingsDep
 from registry.errors import InvalidInput
-from registry.schemas import BlobInfo
+from registry.schemas.repos import BlobInfo
 from registry.services import blobs
 
 router = APIRouter(prefix="/blobs/sha256", tags=["blobs"])

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from registry.api.access import AccessCheckDep
 from registry.api.deps import CallerDep, SessionDep, SettingsDep
-from registry.compose_schemas import CompositionRequest, JobOut
 from registry.jobs.base import JobQueue
+from registry.schemas.compose import CompositionRequest, JobOut
 from registry.services import compositions
 
 router = APIRouter(prefix="/compositions", tags=["compositions"])

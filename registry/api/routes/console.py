@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from registry.api.access import VisibilityDep
 from registry.api.deps import BlobStoreDep, PrincipalDep, SessionDep, SettingsDep
-from registry.console_schemas import AuditFacets, RenderedCard, WhoAmI
+from registry.schemas.console import AuditFacets, RenderedCard, WhoAmI
 from registry.services import console
 
 router = APIRouter(tags=["console"])

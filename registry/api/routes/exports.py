@@ -5,8 +5,8 @@ from fastapi import APIRouter, Response
 from registry.api.access import AccessCheckDep
 from registry.api.deps import CallerDep, SessionDep
 from registry.api.routes.compositions import JobQueueDep
-from registry.compose_schemas import JobOut
-from registry.export_schemas import ExportList, ExportRequest
+from registry.schemas.compose import JobOut
+from registry.schemas.export import ExportList, ExportRequest
 from registry.services import exports
 
 router = APIRouter(prefix="/repos/{namespace}/{name}/versions", tags=["exports"])

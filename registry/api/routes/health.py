@@ -4,7 +4,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from registry.api.deps import BlobStoreDep, SessionDep
-from registry.schemas import Health, Readiness
+from registry.schemas.repos import Health, Readiness
 from registry.services.health import check_readiness
 
 router = APIRouter(tags=["health"])

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
+from registry.api import pulls
 from registry.api.deps import AccessLogDep, BlobStoreDep, CallerDep, SessionDep
 from registry.api.downloads import file_response
 from registry.errors import (
@@ -34,8 +35,8 @@ from registry.errors import (
     RepositoryNotFound,
     VersionNotFound,
 )
-from registry.hub_schemas import HubModelInfo, HubRefs, HubTreeEntry
-from registry.services import hub, pulls
+from registry.schemas.hub import HubModelInfo, HubRefs, HubTreeEntry
+from registry.services import hub
 
 PRESIGNED_URL_EXPIRY_S = 3600
 

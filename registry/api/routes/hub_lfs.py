@@ -19,7 +19,7 @@ from registry.api.deps import BlobStoreDep, SettingsDep
 from registry.api.routes.blobs import content_length
 from registry.api.routes.hub import HubRoute
 from registry.errors import XetUnavailable
-from registry.lfs_schemas import (
+from registry.schemas.lfs import (
     LFS_MEDIA_TYPE,
     LfsBatchRequest,
     LfsCompletion,

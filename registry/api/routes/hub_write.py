@@ -17,12 +17,12 @@ import anyio.to_thread
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from registry.api.auth import authorize_namespace
 from registry.api.deps import BlobStoreDep, CallerDep, PrincipalDep, SessionDep, SettingsDep
 from registry.api.routes.hub import HubRoute, header_safe
-from registry.auth import authorize_namespace
 from registry.config import Settings
 from registry.errors import InvalidInput, InvalidModelCard, TooLarge, Unauthorized
-from registry.hub_schemas import HubCommit, HubCommitResult, HubModelSummary, HubRepoUrl
+from registry.schemas.hub import HubCommit, HubCommitResult, HubModelSummary, HubRepoUrl
 from registry.services import hub_commits, hub_ndjson, hub_refs, hub_repos, preupload
 from registry.services.principals import ANONYMOUS_ACTOR
 

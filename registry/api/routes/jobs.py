@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 
 from registry.api.access import AccessCheckDep, VisibilityDep
 from registry.api.deps import CallerDep, SessionDep
-from registry.compose_schemas import JobList, JobOut, JobState
+from registry.schemas.compose import JobList, JobOut, JobState
 from registry.services import jobs
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])

@@ -4,7 +4,7 @@ from fastapi import APIRouter
 
 from registry.api.access import VisibilityDep
 from registry.api.deps import SessionDep
-from registry.compose_schemas import DerivedList, LineageNode
+from registry.schemas.compose import DerivedList, LineageNode
 from registry.services import lineage
 
 router = APIRouter(prefix="/repos/{namespace}/{name}/versions", tags=["lineage"])

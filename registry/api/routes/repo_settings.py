@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from registry.api.deps import CallerDep, SessionDep
-from registry.schemas import Repo, RepoUpdate
+from registry.schemas.repos import Repo, RepoUpdate
 from registry.services import repo_settings
 
 router = APIRouter(prefix="/repos", tags=["repositories"])

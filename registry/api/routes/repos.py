@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 
 from registry.api.access import VisibilityDep
 from registry.api.deps import SessionDep
-from registry.schemas import Kind, Repo, RepoList
+from registry.schemas.repos import Kind, Repo, RepoList
 from registry.services import repositories
 
 router = APIRouter(prefix="/repos", tags=["repositories"])

@@ -1,6 +1,6 @@
 """Tokens, protected-alias rules, alias-at-time and gc.
 
-Who may call what is decided by ``registry.auth.required_access`` (tokens,
+Who may call what is decided by ``registry.api.auth.required_access`` (tokens,
 rule changes and gc need ``admin`` on every namespace).
 """
 
@@ -14,8 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from registry.api.access import VisibilityDep
 from registry.api.deps import BlobStoreDep, CallerDep, PrincipalCacheDep, SessionDep, SettingsDep
-from registry.services import alias_time, gc, policies, tokens
-from registry.trust_schemas import (
+from registry.schemas.trust import (
     AliasAt,
     GcReport,
     PolicyCreate,
@@ -26,6 +25,7 @@ from registry.trust_schemas import (
     TokenList,
     TokenOut,
 )
+from registry.services import alias_time, gc, policies, tokens
 
 router = APIRouter()
 

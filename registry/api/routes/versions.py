@@ -5,10 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from registry.api import pulls
 from registry.api.deps import AccessLogDep, BlobStoreDep, CallerDep, SessionDep, SettingsDep
 from registry.api.downloads import file_response
-from registry.schemas import PublishRequest, VersionList, VersionOut
-from registry.services import derived_files, publish, pulls, versions
+from registry.schemas.repos import PublishRequest, VersionList, VersionOut
+from registry.services import derived_files, publish, versions
 
 router = APIRouter(prefix="/repos/{namespace}/{name}/versions", tags=["versions"])
 

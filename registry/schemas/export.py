@@ -5,14 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from registry.schemas.base import Schema
 
 
-class _Schema(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ExportRequest(_Schema):
+class ExportRequest(Schema):
     format: str = Field(description="the file format to build; the registry builds `gguf`")
     outtype: str | None = Field(
         default=None,
@@ -26,7 +24,7 @@ class ExportRequest(_Schema):
     )
 
 
-class JobExport(_Schema):
+class JobExport(Schema):
     """What an export job writes: its path is known at submission, sha256 and size once built."""
 
     format: str
@@ -37,13 +35,13 @@ class JobExport(_Schema):
     size: int | None = None
 
 
-class ExportSource(_Schema):
+class ExportSource(Schema):
     repository: str
     version: int
     digest: str
 
 
-class ExportOut(_Schema):
+class ExportOut(Schema):
     repository: str
     version: int
     path: str = Field(description="download it as any file of the version, by this path")
@@ -60,6 +58,6 @@ class ExportOut(_Schema):
     created_at: datetime
 
 
-class ExportList(_Schema):
+class ExportList(Schema):
     source: ExportSource
     items: list[ExportOut]

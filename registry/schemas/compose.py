@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from registry.export_schemas import ExportOut, JobExport
+from registry.schemas.base import Schema
+from registry.schemas.export import ExportOut, JobExport
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JobKind = Literal["compose", "export"]
@@ -15,11 +16,7 @@ JOB_STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed", "canc
 FINISHED_STATES: tuple[str, ...] = ("succeeded", "failed", "cancelled")
 
 
-class _Schema(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CompositionRequest(_Schema):
+class CompositionRequest(Schema):
     recipe: dict[str, Any] = Field(
         description="a composer recipe whose inputs (and merged output.base) are registry "
         "references such as acme/sql-gen@production"
@@ -29,7 +26,7 @@ class CompositionRequest(_Schema):
     message: str | None = Field(default=None, max_length=10_000)
 
 
-class JobInput(_Schema):
+class JobInput(Schema):
     ref: str
     repository: str
     version: int
@@ -38,24 +35,24 @@ class JobInput(_Schema):
     role: Literal["input", "base"] = "input"
 
 
-class JobProgress(_Schema):
+class JobProgress(Schema):
     done: int
     total: int
     module: str | None
 
 
-class JobLogEntry(_Schema):
+class JobLogEntry(Schema):
     at: datetime
     message: str
 
 
-class JobResult(_Schema):
+class JobResult(Schema):
     repository: str
     version: int
     digest: str
 
 
-class JobOut(_Schema):
+class JobOut(Schema):
     id: str
     kind: JobKind = Field(
         default="compose", description="compose: publishes a version; export: adds a file to one"
@@ -86,12 +83,12 @@ class JobOut(_Schema):
     export: JobExport | None = Field(default=None, description="what an export job writes")
 
 
-class JobList(_Schema):
+class JobList(Schema):
     items: list[JobOut]
     total: int
 
 
-class LineageParent(_Schema):
+class LineageParent(Schema):
     repository: str
     version: int
     digest: str
@@ -100,7 +97,7 @@ class LineageParent(_Schema):
     lineage: LineageNode | None = None
 
 
-class LineageNode(_Schema):
+class LineageNode(Schema):
     repository: str
     version: int
     digest: str
@@ -110,7 +107,7 @@ class LineageNode(_Schema):
     parents: list[LineageParent]
 
 
-class DerivedVersion(_Schema):
+class DerivedVersion(Schema):
     repository: str
     version: int
     digest: str
@@ -119,7 +116,7 @@ class DerivedVersion(_Schema):
     depth: int = Field(description="1: composed directly from the queried version")
 
 
-class DerivedList(_Schema):
+class DerivedList(Schema):
     source: JobResult
     items: list[DerivedVersion]
     exports: list[ExportOut] = Field(

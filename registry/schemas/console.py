@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from registry.schemas.base import Schema
 
 
-class _Schema(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class WhoAmI(_Schema):
+class WhoAmI(Schema):
     """The caller as the registry sees it: what the console may show and whether to ask for a
     token."""
 
@@ -26,7 +24,7 @@ class WhoAmI(_Schema):
     anonymous_read: bool = Field(description="whether callers without a token may read")
 
 
-class RenderedCard(_Schema):
+class RenderedCard(Schema):
     """A version's model card: front matter as data, the Markdown body as safe HTML."""
 
     repository: str
@@ -39,7 +37,7 @@ class RenderedCard(_Schema):
     )
 
 
-class AuditFacets(_Schema):
+class AuditFacets(Schema):
     """The distinct actions and actors of the audit events the caller may read."""
 
     actions: list[str]

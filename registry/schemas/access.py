@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from registry.schemas.base import Schema
 
 
-class AccessRecordOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AccessRecordOut(Schema):
     id: int
     at: datetime
     actor: str
@@ -29,8 +27,6 @@ class AccessRecordOut(BaseModel):
     request_id: str | None
 
 
-class AccessList(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AccessList(Schema):
     items: list[AccessRecordOut]
     total: int

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from registry.schemas.base import ProtocolSchema
 
 __all__ = [
     "HubCommit",
@@ -23,24 +25,20 @@ __all__ = [
 ]
 
 
-class _HubSchema(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-
-class HubLfs(_HubSchema):
+class HubLfs(ProtocolSchema):
     sha256: str
     size: int
     pointer_size: int = Field(alias="pointerSize")
 
 
-class HubSibling(_HubSchema):
+class HubSibling(ProtocolSchema):
     rfilename: str
     size: int
     blob_id: str = Field(alias="blobId")
     lfs: HubLfs
 
 
-class HubModelInfo(_HubSchema):
+class HubModelInfo(ProtocolSchema):
     """The subset of the Hub's ``/api/models/{repo_id}`` answer that clients read."""
 
     id: str
@@ -63,19 +61,19 @@ class HubModelInfo(_HubSchema):
     lorry: dict[str, Any] = Field(description="Lorry's version number, digest and aliases")
 
 
-class HubTreeLfs(_HubSchema):
+class HubTreeLfs(ProtocolSchema):
     oid: str
     size: int
     pointer_size: int = Field(alias="pointerSize")
 
 
-class HubLastCommit(_HubSchema):
+class HubLastCommit(ProtocolSchema):
     id: str
     title: str
     date: str
 
 
-class HubTreeEntry(_HubSchema):
+class HubTreeEntry(ProtocolSchema):
     """A file (with ``size`` and ``lfs``) or a directory of a tree listing."""
 
     type: Literal["file", "directory"]
@@ -86,19 +84,19 @@ class HubTreeEntry(_HubSchema):
     last_commit: HubLastCommit | None = Field(default=None, alias="lastCommit")
 
 
-class HubRef(_HubSchema):
+class HubRef(ProtocolSchema):
     name: str
     ref: str
     target_commit: str = Field(alias="targetCommit")
 
 
-class HubRefs(_HubSchema):
+class HubRefs(ProtocolSchema):
     branches: list[HubRef]
     converts: list[HubRef] = []
     tags: list[HubRef]
 
 
-class HubModelSummary(_HubSchema):
+class HubModelSummary(ProtocolSchema):
     """An item of ``GET /api/models`` (``list_models``)."""
 
     underscore_id: str = Field(alias="_id")
@@ -117,7 +115,7 @@ class HubModelSummary(_HubSchema):
     tags: list[str]
 
 
-class HubRepoUrl(_HubSchema):
+class HubRepoUrl(ProtocolSchema):
     """The answer to ``create_repo``."""
 
     url: str
@@ -125,7 +123,7 @@ class HubRepoUrl(_HubSchema):
     id: str
 
 
-class HubCommitResult(_HubSchema):
+class HubCommitResult(ProtocolSchema):
     """The answer to a commit: the new version's commit id (or the head's, when empty)."""
 
     commit_oid: str = Field(alias="commitOid")
@@ -135,11 +133,11 @@ class HubCommitResult(_HubSchema):
     lorry: dict[str, Any] = Field(description="the version number and whether it is new")
 
 
-class HubCommitAuthor(_HubSchema):
+class HubCommitAuthor(ProtocolSchema):
     user: str
 
 
-class HubCommit(_HubSchema):
+class HubCommit(ProtocolSchema):
     """An item of ``list_repo_commits``: a version as a commit."""
 
     id: str

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from registry.schemas.base import Schema
 
 Scope = Literal["read", "write", "promote", "admin"]
 NAMESPACE_PATTERN = r"^(\*|[A-Za-z0-9*?][A-Za-z0-9._*?-]{0,95}(/\*)?)$"
@@ -15,11 +17,7 @@ REPOSITORY_PATTERN = (
 ALIAS_PATTERN = r"^[a-z*?][a-z0-9._*?-]{0,63}$"
 
 
-class _Schema(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TokenCreate(_Schema):
+class TokenCreate(Schema):
     principal: str = Field(
         min_length=1,
         max_length=255,
@@ -37,7 +35,7 @@ class TokenCreate(_Schema):
     expires_at: datetime | None = None
 
 
-class TokenOut(_Schema):
+class TokenOut(Schema):
     id: str
     principal: str
     scopes: list[str]
@@ -53,11 +51,11 @@ class TokenCreated(TokenOut):
     token: str = Field(description="the secret; shown only in this response")
 
 
-class TokenList(_Schema):
+class TokenList(Schema):
     items: list[TokenOut]
 
 
-class PolicyCreate(_Schema):
+class PolicyCreate(Schema):
     repository: str = Field(
         max_length=200,
         pattern=REPOSITORY_PATTERN,
@@ -68,7 +66,7 @@ class PolicyCreate(_Schema):
     description: str = Field(default="", max_length=1000)
 
 
-class PolicyOut(_Schema):
+class PolicyOut(Schema):
     id: int
     repository: str
     alias: str
@@ -78,7 +76,7 @@ class PolicyOut(_Schema):
     created_at: datetime
 
 
-class PolicyList(_Schema):
+class PolicyList(Schema):
     items: list[PolicyOut]
 
 
@@ -87,7 +85,7 @@ CheckpointStatus = Literal[
 ]
 
 
-class ChainProblemOut(_Schema):
+class ChainProblemOut(Schema):
     kind: Literal[
         "edited",
         "removed",
@@ -105,7 +103,7 @@ class ChainProblemOut(_Schema):
     """The checkpoint that proves it (where it was read), for the checkpoint kinds."""
 
 
-class CheckpointCheckOut(_Schema):
+class CheckpointCheckOut(Schema):
     """One checkpoint that ``audit verify`` read, and what the log says to it."""
 
     location: str
@@ -117,7 +115,7 @@ class CheckpointCheckOut(_Schema):
     message: str | None = None
 
 
-class AuditVerification(_Schema):
+class AuditVerification(Schema):
     ok: bool
     events: int
     head_hash: str
@@ -132,7 +130,7 @@ class AuditVerification(_Schema):
     """Served from the result of an earlier walk (``LORRY_AUDIT_VERIFY_INTERVAL_S``)."""
 
 
-class CheckpointOut(_Schema):
+class CheckpointOut(Schema):
     """A signed checkpoint of the audit chain's head, as written."""
 
     origin: str
@@ -146,7 +144,7 @@ class CheckpointOut(_Schema):
     written_to: list[str]
 
 
-class AliasAt(_Schema):
+class AliasAt(Schema):
     repository: str
     alias: str
     time: datetime
@@ -158,17 +156,17 @@ class AliasAt(_Schema):
     event_id: int | None
 
 
-class GcBlob(_Schema):
+class GcBlob(Schema):
     sha256: str
     size: int
 
 
-class GcScratch(_Schema):
+class GcScratch(Schema):
     name: str = Field(description="the entry under LORRY_HOME/tmp (no path)")
     bytes: int = Field(description="disk space it holds")
 
 
-class GcReport(_Schema):
+class GcReport(Schema):
     dry_run: bool
     grace_minutes: int
     unreferenced: list[GcBlob]

@@ -3,25 +3,23 @@ as huggingface_hub speaks it, with its multipart extension."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from registry.schemas.base import ProtocolSchema
 
 LFS_MEDIA_TYPE = "application/vnd.git-lfs+json"
 
 
-class LfsObject(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class LfsObject(ProtocolSchema):
     oid: str
     size: int = Field(ge=0)
 
 
-class LfsRef(BaseModel):
+class LfsRef(ProtocolSchema):
     name: str
 
 
-class LfsBatchRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class LfsBatchRequest(ProtocolSchema):
     operation: str
     transfers: list[str] = Field(default_factory=lambda: ["basic"])
     objects: list[LfsObject] = Field(max_length=1000)
@@ -29,18 +27,18 @@ class LfsBatchRequest(BaseModel):
     ref: LfsRef | None = None
 
 
-class LfsAction(BaseModel):
+class LfsAction(ProtocolSchema):
     href: str
     header: dict[str, str] | None = None
     expires_in: int | None = None
 
 
-class LfsObjectError(BaseModel):
+class LfsObjectError(ProtocolSchema):
     code: int
     message: str
 
 
-class LfsObjectAnswer(BaseModel):
+class LfsObjectAnswer(ProtocolSchema):
     """``actions`` absent: the server has the object already (nothing to upload)."""
 
     oid: str
@@ -50,19 +48,17 @@ class LfsObjectAnswer(BaseModel):
     error: LfsObjectError | None = None
 
 
-class LfsBatchResponse(BaseModel):
+class LfsBatchResponse(ProtocolSchema):
     transfer: str
     objects: list[LfsObjectAnswer]
     hash_algo: str = "sha256"
 
 
-class LfsPart(BaseModel):
+class LfsPart(ProtocolSchema):
     partNumber: int = Field(ge=1)  # noqa: N815 (the client's field name)
     etag: str
 
 
-class LfsCompletion(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class LfsCompletion(ProtocolSchema):
     oid: str
     parts: list[LfsPart] = Field(max_length=10000)

@@ -1,26 +1,24 @@
-"""API schemas (request and response bodies); the tables are in ``registry.tables``."""
+"""API schemas of repositories, versions, aliases, audit events and health checks."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from registry.schemas.base import Schema
 
 Kind = Literal["adapter", "model"]
 
 
-class _Schema(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class FileEntry(_Schema):
+class FileEntry(Schema):
     path: str = Field(min_length=1, max_length=1024)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="lowercase hex sha256")
     size: int = Field(ge=0)
 
 
-class PublishRequest(_Schema):
+class PublishRequest(Schema):
     files: list[FileEntry] = Field(min_length=1)
     message: str | None = Field(default=None, max_length=10_000)
     alias: str | None = None
@@ -34,12 +32,12 @@ class PublishRequest(_Schema):
     )
 
 
-class BlobInfo(_Schema):
+class BlobInfo(Schema):
     sha256: str
     size: int
 
 
-class Repo(_Schema):
+class Repo(Schema):
     id: str
     namespace: str
     name: str
@@ -60,12 +58,12 @@ class Repo(_Schema):
     downloads: int = Field(default=0, description="files downloaded, all versions")
 
 
-class RepoList(_Schema):
+class RepoList(Schema):
     items: list[Repo]
     total: int
 
 
-class VersionOut(_Schema):
+class VersionOut(Schema):
     repository: str
     version: int
     digest: str
@@ -83,17 +81,17 @@ class VersionOut(_Schema):
     downloads: int = Field(default=0, description="files of this version downloaded")
 
 
-class VersionList(_Schema):
+class VersionList(Schema):
     items: list[VersionOut]
     total: int
 
 
-class AliasUpdate(_Schema):
+class AliasUpdate(Schema):
     version: str | int = Field(description="a ref: version number, alias, `latest` or digest")
     reason: str | None = Field(default=None, max_length=10_000)
 
 
-class AliasOut(_Schema):
+class AliasOut(Schema):
     repository: str
     name: str
     version: int
@@ -103,11 +101,11 @@ class AliasOut(_Schema):
     reason: str | None
 
 
-class AliasList(_Schema):
+class AliasList(Schema):
     items: list[AliasOut]
 
 
-class AliasHistoryEntry(_Schema):
+class AliasHistoryEntry(Schema):
     alias: str
     from_version: int | None
     to_version: int | None
@@ -117,11 +115,11 @@ class AliasHistoryEntry(_Schema):
     request_id: str | None
 
 
-class AliasHistory(_Schema):
+class AliasHistory(Schema):
     items: list[AliasHistoryEntry]
 
 
-class AuditEventOut(_Schema):
+class AuditEventOut(Schema):
     id: int
     at: datetime
     actor: str
@@ -136,21 +134,21 @@ class AuditEventOut(_Schema):
     )
 
 
-class AuditList(_Schema):
+class AuditList(Schema):
     items: list[AuditEventOut]
     total: int
 
 
-class Health(_Schema):
+class Health(Schema):
     status: str
 
 
-class Readiness(_Schema):
+class Readiness(Schema):
     status: str
     checks: dict[str, str]
 
 
-class RepoUpdate(_Schema):
+class RepoUpdate(Schema):
     """Repository settings; a field left out keeps its value."""
 
     main_alias: str | None = Field(
