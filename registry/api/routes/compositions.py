@@ -7,8 +7,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from registry.api.access import AccessCheckDep
 from registry.api.deps import CallerDep, SessionDep, SettingsDep
 from registry.compose_schemas import CompositionRequest, JobOut
-from registry.jobs.base import JobQueue
 from registry.services import compositions
+from registry.services.job_queue import JobQueue
 
 router = APIRouter(prefix="/compositions", tags=["compositions"])
 
