@@ -221,24 +221,22 @@ class AliasPolicy(SQLModel, table=True):
     created_at: datetime = _timestamp()
 
 
-class ComposeJob(SQLModel, table=True):
-    """A composition job: Lorry's record of its state; a queue only distributes job ids."""
+class Job(SQLModel, table=True):
+    """A job (a composition, an export ...): Lorry's record of its state; a queue only
+    distributes job ids. What the job does is its kind's typed ``spec``
+    (``registry.services.job_kinds``)."""
 
-    __tablename__ = "compose_jobs"
+    __tablename__ = "jobs"
 
     id: str = Field(sa_column=Column(String(32), primary_key=True))
-    kind: str = Field(
-        default="compose",
-        sa_column=Column(String(16), nullable=False, server_default="compose"),
-    )
-    """``compose`` (publishes a version) or ``export`` (adds a derived file to a version)."""
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    """A key of ``registry.services.job_kinds.JOB_KINDS``: ``compose``, ``export`` ..."""
     state: str = Field(sa_column=Column(String(16), nullable=False, index=True))
     target: str = Field(sa_column=Column(String(200), nullable=False, index=True))
     """The repository the job writes to: a composition's target, an export's source."""
-    output_kind: str = Field(sa_column=Column(String(16), nullable=False))
     queue: str = Field(sa_column=Column(String(16), nullable=False))
-    recipe: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    """The recipe (an export: its specification) with every registry reference pinned to
+    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    """The kind's spec (a composition: its recipe) with every registry reference pinned to
     ``ns/name@sha256:<digest>``."""
     inputs: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
     idempotency_key: str = Field(sa_column=Column(String(64), nullable=False, index=True))

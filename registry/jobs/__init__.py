@@ -1,4 +1,4 @@
-"""Where composition jobs run: threads inside the server on SQLite, procrastinate on PostgreSQL.
+"""Where jobs run: threads inside the server on SQLite, procrastinate on PostgreSQL.
 
 queue = open_job_queue(engine, store, settings, run_jobs=True)
 queue.start(); ...; queue.enqueue(job_id, "any"); ...; queue.stop()
@@ -9,8 +9,8 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from registry.config import Settings
-from registry.jobs.base import QUEUES, JobQueue, queues_for_worker
-from registry.jobs.execute import JobRunner
+from registry.jobs.runner import JobRunner
+from registry.services.job_queue import QUEUES, JobQueue, queues_for_worker
 from registry.storage.base import BlobStore
 
 __all__ = ["QUEUES", "JobQueue", "JobRunner", "open_job_queue", "queues_for_worker"]

@@ -2,7 +2,7 @@
 
 procrastinate only distributes job ids (queues ``gpu``, ``cpu``, ``any``; a
 ``queueing_lock`` per job keeps one pending delivery); the state, progress and
-result live in Lorry's ``compose_jobs`` table, whose claim (queued -> running)
+result live in Lorry's ``jobs`` table, whose claim (queued -> running)
 makes a job run once however often it is delivered. Each worker also sweeps for
 jobs orphaned by a dead process (Lorry heartbeat too old), delivers them again,
 and closes procrastinate's own record of them (its stalled jobs) as failed.
@@ -23,8 +23,8 @@ from procrastinate.jobs import Status
 from sqlalchemy import Engine, make_url
 
 from registry.config import Settings
-from registry.jobs.base import QUEUES
-from registry.jobs.execute import JobRunner, worker_name
+from registry.jobs.runner import JobRunner, worker_name
+from registry.services.job_queue import QUEUES
 from registry.services.jobs import queued_job_ids, recover_stale_jobs
 from registry.storage.base import BlobStore
 from registry.storage.scratch import reclaim

@@ -15,7 +15,7 @@ import threading
 from sqlalchemy import Engine
 
 from registry.config import Settings
-from registry.jobs.execute import JobRunner
+from registry.jobs.runner import JobRunner
 from registry.services.jobs import queued_job_ids, recover_stale_jobs
 from registry.storage.base import BlobStore
 from registry.storage.scratch import reclaim

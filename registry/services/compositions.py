@@ -2,35 +2,27 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from registry.config import Settings
-from registry.db import begin_write
 from registry.errors import Conflict, InvalidInput, InvalidReference
-from registry.jobs.base import JobQueue
 from registry.schemas.compose import CompositionRequest, JobInput, JobOut
-from registry.services.audit import Caller, record_event
-from registry.services.jobs import COMPOSITION_SUBMIT, append_log, job_out, job_target
+from registry.services.audit import Caller
+from registry.services.job_queue import JobQueue
+from registry.services.jobs import create_job
 from registry.services.names import check_alias_name, check_repository_name, repository_id
 from registry.services.policies import check_alias_change
 from registry.services.principals import READ, WRITE
 from registry.services.refs import resolve_ref
 from registry.services.repositories import find_repository
-from registry.tables import ComposeJob, Repository, utcnow
+from registry.tables import Repository
 
 if TYPE_CHECKING:
     from composer import Recipe
-
-ACTIVE_STATES = ("queued", "running", "succeeded")
-"""A job in one of these states answers an identical resubmission."""
 
 
 @dataclass(frozen=True)
@@ -141,26 +133,6 @@ def check_output_rank(recipe: Recipe, settings: Settings) -> None:
         )
 
 
-def recipe_document(recipe: Recipe) -> dict[str, Any]:
-    """The recipe as canonical data: fields equal to their defaults left out, so two
-    spellings of one recipe (``weight: 1.0`` written or not) give one document."""
-    document: dict[str, Any] = recipe.model_dump(mode="json", by_alias=True, exclude_defaults=True)
-    return document
-
-
-def idempotency_key(recipe_doc: dict[str, Any], target: str) -> str:
-    """sha256 of the canonical pinned recipe and the target: equal keys, equal results."""
-    canonical = json.dumps(
-        {"recipe": recipe_doc, "target": target}, sort_keys=True, separators=(",", ":")
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def queue_for(recipe: Recipe) -> str:
-    """``gpu`` for recipes that need CUDA, ``cpu`` for CPU-only ones, else ``any``."""
-    return {"cuda": "gpu", "cpu": "cpu"}.get(recipe.device, "any")
-
-
 def _check_target(session: Session, target: str, output_kind: str) -> tuple[str, str]:
     namespace, slash, name = target.partition("/")
     if not slash:
@@ -191,8 +163,8 @@ def submit_composition(
     The recipe is checked against ``settings``' caps and validated (finite numbers,
     known method) before anything is read or written. Every reference is resolved
     now: the job composes exactly these versions even if an alias moves before it
-    runs. A job with the same idempotency key that is queued, running or succeeded is
-    returned (``reused``) instead of a new one.
+    runs. A job with the same idempotency key (the pinned recipe and the target) that is
+    queued, running or succeeded is returned (``reused``) instead of a new one.
     """
     from composer import parse_recipe  # torch and mergekit load with the first composition
 
@@ -212,69 +184,16 @@ def submit_composition(
             if reference is not None:
                 check_access(READ, parse_registry_ref(reference).namespace)
     pinned, inputs = resolve_recipe(session, recipe)
-    document = recipe_document(pinned)
-    key = idempotency_key(document, target)
-    try:
-        begin_write(session)
-        if session.get_bind().dialect.name == "postgresql":
-            # identical submissions at the same moment: one creates the job, the rest find it
-            session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
-            )
-        existing = session.exec(
-            select(ComposeJob)
-            .where(ComposeJob.idempotency_key == key, col(ComposeJob.state).in_(ACTIVE_STATES))
-            .order_by(col(ComposeJob.created_at))
-        ).first()
-        if existing is not None:
-            session.rollback()
-            return job_out(existing, reused=True)
-        row = ComposeJob(
-            id=uuid.uuid4().hex,
-            state="queued",
-            target=target,
-            output_kind=output_kind,
-            queue=queue_for(pinned),
-            recipe=document,
-            inputs=[item.model_dump(mode="json") for item in inputs],
-            idempotency_key=key,
-            alias=request.alias,
-            message=request.message,
-            progress_done=0,
-            progress_total=0,
-            log=[],
-            attempts=0,
-            cancel_requested=False,
-            created_by=caller.actor,
-            request_id=caller.request_id,
-            created_at=utcnow(),
-        )
-        append_log(
-            row,
-            "submitted; inputs "
-            + ", ".join(f"{item.ref} -> {item.repository}@{item.version}" for item in inputs),
-        )
-        session.add(row)
-        record_event(
-            session,
-            caller,
-            COMPOSITION_SUBMIT,
-            repository=target,
-            target=job_target(row.id),
-            after={
-                "job": row.id,
-                "method": pinned.method,
-                "inputs": [
-                    {"repository": item.repository, "version": item.version, "digest": item.digest}
-                    for item in inputs
-                ],
-                "idempotency_key": key,
-            },
-        )
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    session.refresh(row)
-    queue.enqueue(row.id, row.queue)
-    return job_out(row)
+    return create_job(
+        session,
+        caller,
+        queue,
+        kind="compose",
+        spec=pinned,
+        target=target,
+        inputs=inputs,
+        summary="inputs ",
+        event={"method": pinned.method},
+        alias=request.alias,
+        message=request.message,
+    )

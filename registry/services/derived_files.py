@@ -23,7 +23,7 @@ from registry.services.versions import VersionFileRef
 from registry.storage.base import BlobStore
 from registry.tables import (
     Blob,
-    ComposeJob,
+    Job,
     Repository,
     Version,
     VersionExport,
@@ -98,7 +98,7 @@ def record_export(
     session: Session,
     store: BlobStore,
     caller: Caller,
-    job: ComposeJob,
+    job: Job,
     *,
     sha256: str,
     size: int,
@@ -111,7 +111,7 @@ def record_export(
     the ``version.export`` event commit together, after the blob is checked once more
     under its row (``lorry gc`` claims that row before it deletes a blob).
     """
-    spec = job.recipe
+    spec = job.spec
     path = str(spec["path"])
     namespace, _, name = job.target.partition("/")
     digest = str(spec["source"]).partition("@sha256:")[2]

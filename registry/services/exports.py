@@ -1,5 +1,5 @@
 """Exports: derived files (GGUF) of a version, built by a job and served like its files
-(``registry.services.derived_files``; the job: ``registry.jobs.exporting``).
+(``registry.services.derived_files``; the job: ``registry.services.job_kinds.export``).
 
 Paths: the default outtype of a kind gets the plain name (``adapter.gguf``: an adapter
 in f32; ``model.gguf``: a model in f16), another outtype its suffix
@@ -13,16 +13,10 @@ succeeded) or with the job that is building it.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
 from sqlmodel import Session, col, select
 
-from registry.db import begin_write
 from registry.errors import (
     Conflict,
     InvalidInput,
@@ -31,27 +25,24 @@ from registry.errors import (
 )
 from registry.schemas.compose import JobInput, JobOut
 from registry.schemas.export import ExportList, ExportOut, ExportRequest, ExportSource
-from registry.services.audit import Caller, record_event
-from registry.services.jobs import append_log, describe_job, job_action, job_target
+from registry.services.audit import Caller
+from registry.services.job_kinds.export import BASE_CONFIG, ExportSpec
+from registry.services.job_queue import JobQueue
+from registry.services.jobs import create_job
 from registry.services.names import check_repository_name, repository_id
 from registry.services.principals import READ
 from registry.services.refs import resolve_ref
 from registry.services.repositories import find_repository
 from registry.tables import (
-    ComposeJob,
+    Job,
     Repository,
     Version,
     VersionExport,
     VersionFile,
-    utcnow,
 )
-
-if TYPE_CHECKING:
-    from registry.jobs.base import JobQueue
 
 FORMATS = ("gguf",)
 DEFAULT_OUTTYPES = {"adapter": "f32", "model": "f16"}
-BASE_CONFIG = "config.json"
 _WAITING_STATES = ("queued", "running")
 
 
@@ -183,11 +174,6 @@ def _resolve_base(
     )
 
 
-def _idempotency_key(spec: dict[str, Any]) -> str:
-    canonical = json.dumps({"export": spec}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
 def _base_digest(row: VersionExport) -> str | None:
     base = row.lineage.get("base")
     return str(base["digest"]) if isinstance(base, dict) else None
@@ -225,76 +211,32 @@ def submit_export(
         version=version.number,
         digest=f"sha256:{version.digest}",
     )
-    spec: dict[str, Any] = {
-        "format": request.format,
-        "outtype": outtype,
-        "path": path,
-        "source": pinned(repo_id, version.digest),
-        "base": pinned(base.repository, base.digest.removeprefix("sha256:")) if base else None,
-    }
-    key = _idempotency_key(spec)
+    spec = ExportSpec(
+        format=request.format,  # type: ignore[arg-type]  # _check_format took it
+        outtype=outtype,
+        path=path,
+        source=pinned(repo_id, version.digest),
+        base=pinned(base.repository, base.digest.removeprefix("sha256:")) if base else None,
+    )
     inputs = [source] if base is None else [source, base]
-    assert version.id is not None
-    try:
-        begin_write(session)
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
-            )
-        answered = _existing_answer(session, version.id, path, key, base, repo_id, version)
-        if answered is not None:
-            session.rollback()
-            return describe_job(session, answered, reused=True)
-        row = ComposeJob(
-            id=uuid.uuid4().hex,
-            kind="export",
-            state="queued",
-            target=repo_id,
-            output_kind=request.format,
-            queue="any",
-            recipe=spec,
-            inputs=[item.model_dump(mode="json") for item in inputs],
-            idempotency_key=key,
-            progress_done=0,
-            progress_total=0,
-            log=[],
-            attempts=0,
-            cancel_requested=False,
-            created_by=caller.actor,
-            request_id=caller.request_id,
-            created_at=utcnow(),
-        )
-        append_log(
-            row,
-            f"submitted; {path} ({request.format}, {outtype}) of "
-            + ", ".join(f"{item.ref} -> {item.repository}@{item.version}" for item in inputs),
-        )
-        session.add(row)
-        record_event(
-            session,
-            caller,
-            job_action("export", "submit"),
-            repository=repo_id,
-            target=job_target(row.id),
-            after={
-                "job": row.id,
-                "path": path,
-                "format": request.format,
-                "outtype": outtype,
-                "inputs": [
-                    {"repository": i.repository, "version": i.version, "digest": i.digest}
-                    for i in inputs
-                ],
-                "idempotency_key": key,
-            },
-        )
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    session.refresh(row)
-    queue.enqueue(row.id, row.queue)
-    return describe_job(session, row)
+    version_id = version.id
+    assert version_id is not None
+
+    def existing(session: Session, key: str) -> Job | None:
+        return _existing_answer(session, version_id, path, key, base, repo_id, version)
+
+    return create_job(
+        session,
+        caller,
+        queue,
+        kind="export",
+        spec=spec,
+        target=repo_id,
+        inputs=inputs,
+        summary=f"{path} ({request.format}, {outtype}) of ",
+        event={"path": path, "format": request.format, "outtype": outtype},
+        existing=existing,
+    )
 
 
 def _existing_answer(
@@ -305,7 +247,7 @@ def _existing_answer(
     base: JobInput | None,
     repo_id: str,
     version: Version,
-) -> ComposeJob | None:
+) -> Job | None:
     """The job that answers this submission: the one that built the export, or one that
     is building it; ``Conflict`` if the path was exported against another base."""
     built = session.get(VersionExport, (version_id, path))
@@ -316,15 +258,15 @@ def _existing_answer(
                 f"{(built.lineage.get('base') or {}).get('repository')} "
                 f"({_base_digest(built)}); one version has one {path}: download that one"
             )
-        return session.get(ComposeJob, built.job_id)
-    waiting: ComposeJob | None = session.exec(
-        select(ComposeJob)
+        return session.get(Job, built.job_id)
+    waiting: Job | None = session.exec(
+        select(Job)
         .where(
-            ComposeJob.idempotency_key == key,
-            ComposeJob.kind == "export",
-            col(ComposeJob.state).in_(_WAITING_STATES),
+            Job.idempotency_key == key,
+            Job.kind == "export",
+            col(Job.state).in_(_WAITING_STATES),
         )
-        .order_by(col(ComposeJob.created_at))
+        .order_by(col(Job.created_at))
     ).first()
     return waiting
 

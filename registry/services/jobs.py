@@ -1,14 +1,16 @@
-"""Jobs (compositions and exports): read, list, cancel, and recover the ones a dead process
-left running."""
+"""Jobs of every kind (``registry.services.job_kinds``): create, read, list, cancel, and
+recover the ones a dead process left running."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func
+from pydantic import BaseModel
+from sqlalchemy import Engine, func, text
 from sqlmodel import Session, col, select
 
 from registry.config import Settings
@@ -24,36 +26,15 @@ from registry.schemas.compose import (
     JobProgress,
     JobResult,
 )
-from registry.schemas.export import JobExport
 from registry.services.audit import Caller, record_event
+from registry.services.job_kinds import job_kind
+from registry.services.job_queue import JobQueue
 from registry.services.principals import WRITE
 from registry.services.visibility import EVERYTHING, Visibility
-from registry.tables import ComposeJob, Repository, Version, VersionExport, utcnow
+from registry.tables import Job, utcnow
 
 logger = logging.getLogger(__name__)
 
-COMPOSITION_SUBMIT = "composition.submit"
-COMPOSITION_SUCCEED = "composition.succeed"
-COMPOSITION_FAIL = "composition.fail"
-COMPOSITION_CANCEL = "composition.cancel"
-EXPORT_SUBMIT = "export.submit"
-EXPORT_SUCCEED = "export.succeed"
-EXPORT_FAIL = "export.fail"
-EXPORT_CANCEL = "export.cancel"
-_ACTIONS = {
-    "compose": {
-        "submit": COMPOSITION_SUBMIT,
-        "succeed": COMPOSITION_SUCCEED,
-        "fail": COMPOSITION_FAIL,
-        "cancel": COMPOSITION_CANCEL,
-    },
-    "export": {
-        "submit": EXPORT_SUBMIT,
-        "succeed": EXPORT_SUCCEED,
-        "fail": EXPORT_FAIL,
-        "cancel": EXPORT_CANCEL,
-    },
-}
 SYSTEM = Caller(actor="system")
 """The actor of what Lorry does on its own (failing a job whose process died)."""
 
@@ -64,15 +45,16 @@ def job_target(job_id: str) -> str:
 
 def job_action(kind: str, verb: str) -> str:
     """The audit action of a job event: ``composition.succeed``, ``export.fail`` ..."""
-    return _ACTIONS[kind][verb]
+    return job_kind(kind).events.action(verb)
 
 
-def append_log(row: ComposeJob, message: str) -> None:
+def append_log(row: Job, message: str) -> None:
     """Add a line to the job's log (a new list, so the JSON column is written back)."""
     row.log = [*row.log, {"at": utcnow().isoformat(), "message": message}]
 
 
-def job_out(row: ComposeJob, *, reused: bool = False, export: JobExport | None = None) -> JobOut:
+def job_out(row: Job, *, reused: bool = False, **extra: Any) -> JobOut:
+    """The job as the API shows it; ``extra``: the fields particular to its kind."""
     result = None
     if row.result_version is not None and row.result_digest is not None:
         result = JobResult(
@@ -89,9 +71,9 @@ def job_out(row: ComposeJob, *, reused: bool = False, export: JobExport | None =
         kind=row.kind,  # type: ignore[arg-type]
         state=row.state,  # type: ignore[arg-type]
         target=row.target,
-        output_kind=row.output_kind,
+        output_kind=job_kind(row.kind).output_kind(row.spec),
         queue=row.queue,
-        recipe=row.recipe,
+        recipe=row.spec,
         inputs=[JobInput(**item) for item in row.inputs],
         alias=row.alias,
         message=row.message,
@@ -110,47 +92,120 @@ def job_out(row: ComposeJob, *, reused: bool = False, export: JobExport | None =
         finished_at=row.finished_at,
         duration_s=duration,
         reused=reused,
-        export=export,
+        **extra,
     )
 
 
-def job_export(session: Session, row: ComposeJob) -> JobExport | None:
-    """An export job's file: the path and base of its specification, with the sha256 and
-    size of the derived file once the version has it."""
-    if row.kind != "export":
-        return None
-    spec = row.recipe
-    namespace, _, name = row.target.partition("/")
-    source_digest = str(spec["source"]).partition("@sha256:")[2]
-    built = session.exec(
-        select(VersionExport)
-        .join(Version, col(Version.id) == col(VersionExport.version_id))
-        .join(Repository, col(Repository.id) == col(Version.repository_id))
-        .where(
-            Repository.namespace == namespace,
-            Repository.name == name,
-            Version.digest == source_digest,
-            VersionExport.path == spec["path"],
+def describe_job(session: Session, row: Job, *, reused: bool = False) -> JobOut:
+    """``job_out`` with the fields particular to the job's kind (an export: its file)."""
+    return job_out(row, reused=reused, **job_kind(row.kind).describe(session, row))
+
+
+ACTIVE_STATES = ("queued", "running", "succeeded")
+"""A job in one of these states answers an identical resubmission (by default)."""
+
+ExistingJob = Callable[[Session, str], "Job | None"]
+"""``(session, idempotency key) -> the job that answers a submission, or None``."""
+
+
+def active_job(kind: str, states: Sequence[str] = ACTIVE_STATES) -> ExistingJob:
+    """The oldest job of ``kind`` with the key in one of ``states``."""
+
+    def find(session: Session, key: str) -> Job | None:
+        found: Job | None = session.exec(
+            select(Job)
+            .where(Job.idempotency_key == key, Job.kind == kind, col(Job.state).in_(states))
+            .order_by(col(Job.created_at))
+        ).first()
+        return found
+
+    return find
+
+
+def create_job(
+    session: Session,
+    caller: Caller,
+    queue: JobQueue,
+    *,
+    kind: str,
+    spec: BaseModel,
+    target: str,
+    inputs: Sequence[JobInput],
+    summary: str,
+    event: Mapping[str, Any] | None = None,
+    alias: str | None = None,
+    message: str | None = None,
+    existing: ExistingJob | None = None,
+) -> JobOut:
+    """Record a job of ``kind`` writing to ``target`` (or find the one that answers it) and
+    enqueue it; ``reused`` in the answer says that an earlier submission answered.
+
+    ``spec`` is an instance of the kind's spec model, every reference in it pinned; the
+    kind gives its stored document, idempotency key and queue. Under a PostgreSQL advisory
+    lock on the key (identical submissions at the same moment: one creates the job, the
+    rest find it), ``existing`` (default: ``active_job(kind)``) may answer instead. Else
+    the row is written as ``queued``, its log starting with ``submitted; {summary}`` and the
+    inputs, with the kind's submit event (``after``: the job, ``event``, the inputs, the
+    key); it commits, then goes to ``queue``. Nothing is written when anything fails.
+    """
+    definition = job_kind(kind)
+    document = definition.dump_spec(spec)
+    key = definition.idempotency_key(document, target)
+    find_existing = existing or active_job(kind)
+    with write_transaction(session):
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+            )
+        answered = find_existing(session, key)
+        if answered is not None:
+            session.rollback()
+            return describe_job(session, answered, reused=True)
+        row = Job(
+            id=uuid.uuid4().hex,
+            kind=kind,
+            state="queued",
+            target=target,
+            queue=definition.queue_for(spec),
+            spec=document,
+            inputs=[item.model_dump(mode="json") for item in inputs],
+            idempotency_key=key,
+            alias=alias,
+            message=message,
+            created_by=caller.actor,
+            request_id=caller.request_id,
+            created_at=utcnow(),
         )
-    ).first()
-    return JobExport(
-        format=spec["format"],
-        outtype=spec["outtype"],
-        path=spec["path"],
-        base=spec.get("base"),
-        sha256=built.sha256 if built is not None and row.state == "succeeded" else None,
-        size=built.size if built is not None and row.state == "succeeded" else None,
-    )
+        append_log(
+            row,
+            f"submitted; {summary}"
+            + ", ".join(f"{item.ref} -> {item.repository}@{item.version}" for item in inputs),
+        )
+        session.add(row)
+        record_event(
+            session,
+            caller,
+            definition.events.submit,
+            repository=target,
+            target=job_target(row.id),
+            after={
+                "job": row.id,
+                **(event or {}),
+                "inputs": [
+                    {"repository": i.repository, "version": i.version, "digest": i.digest}
+                    for i in inputs
+                ],
+                "idempotency_key": key,
+            },
+        )
+    session.refresh(row)
+    queue.enqueue(row.id, row.queue)
+    return describe_job(session, row)
 
 
-def describe_job(session: Session, row: ComposeJob, *, reused: bool = False) -> JobOut:
-    """``job_out`` with what an export job wrote, read from the version's exports."""
-    return job_out(row, reused=reused, export=job_export(session, row))
-
-
-def find_job(session: Session, job_id: str, visible: Visibility = EVERYTHING) -> ComposeJob:
+def find_job(session: Session, job_id: str, visible: Visibility = EVERYTHING) -> Job:
     """The job; one whose target the caller may not read is as absent as a missing one."""
-    row = session.get(ComposeJob, job_id)
+    row = session.get(Job, job_id)
     if row is None or not visible.repository(row.target):
         raise JobNotFound(f"there is no job {job_id!r}; list jobs with `lorry jobs`")
     return row
@@ -171,33 +226,33 @@ def list_jobs(
 ) -> JobList:
     """Jobs matching the filters, newest first; ``visible`` keeps only jobs whose target the
     caller may read."""
-    conditions: list[Any] = [visible.where(col(ComposeJob.target), repository=True)]
+    conditions: list[Any] = [visible.where(col(Job.target), repository=True)]
     if state is not None:
         if state not in JOB_STATES:
             raise InvalidInput(f"unknown job state {state!r}; use one of {', '.join(JOB_STATES)}")
-        conditions.append(col(ComposeJob.state) == state)
+        conditions.append(col(Job.state) == state)
     if repository is not None:
-        conditions.append(col(ComposeJob.target) == repository)
-    total = session.exec(select(func.count()).select_from(ComposeJob).where(*conditions)).one()
+        conditions.append(col(Job.target) == repository)
+    total = session.exec(select(func.count()).select_from(Job).where(*conditions)).one()
     rows = session.exec(
-        select(ComposeJob)
+        select(Job)
         .where(*conditions)
-        .order_by(col(ComposeJob.created_at).desc(), col(ComposeJob.id))
+        .order_by(col(Job.created_at).desc(), col(Job.id))
         .limit(limit)
         .offset(offset)
     ).all()
     return JobList(items=[describe_job(session, row) for row in rows], total=total)
 
 
-def _lock_job(session: Session, job_id: str) -> ComposeJob:
+def _lock_job(session: Session, job_id: str) -> Job:
     """The job row, locked for the session's write transaction."""
-    row = session.exec(select(ComposeJob).where(ComposeJob.id == job_id).with_for_update()).first()
+    row = session.exec(select(Job).where(Job.id == job_id).with_for_update()).first()
     if row is None:
         raise JobNotFound(f"there is no job {job_id!r}; list jobs with `lorry jobs`")
     return row
 
 
-def finish_cancelled(session: Session, row: ComposeJob, caller: Caller, reason: str) -> None:
+def finish_cancelled(session: Session, row: Job, caller: Caller, reason: str) -> None:
     """Mark a job cancelled and audit it, in the session's transaction."""
     row.state = "cancelled"
     row.finished_at = utcnow()
@@ -243,9 +298,9 @@ def queued_job_ids(engine: Engine, older_than_s: float = 0.0) -> list[tuple[str,
     cutoff = utcnow() - timedelta(seconds=older_than_s)
     with Session(engine) as session:
         rows = session.exec(
-            select(ComposeJob.id, ComposeJob.queue)
-            .where(ComposeJob.state == "queued", col(ComposeJob.created_at) <= cutoff)
-            .order_by(col(ComposeJob.created_at))
+            select(Job.id, Job.queue)
+            .where(Job.state == "queued", col(Job.created_at) <= cutoff)
+            .order_by(col(Job.created_at))
         ).all()
     return [(job_id, queue) for job_id, queue in rows]
 
@@ -262,8 +317,8 @@ def recover_stale_jobs(engine: Engine, settings: Settings) -> list[tuple[str, st
     with Session(engine) as session:
         with write_transaction(session):
             rows = session.exec(
-                select(ComposeJob)
-                .where(ComposeJob.state == "running", col(ComposeJob.heartbeat_at) < cutoff)
+                select(Job)
+                .where(Job.state == "running", col(Job.heartbeat_at) < cutoff)
                 .with_for_update(skip_locked=True)
             ).all()
             for row in rows:
@@ -285,7 +340,7 @@ def recover_stale_jobs(engine: Engine, settings: Settings) -> list[tuple[str, st
     return requeued
 
 
-def _fail_orphan(session: Session, row: ComposeJob, silent: str) -> None:
+def _fail_orphan(session: Session, row: Job, silent: str) -> None:
     row.state = "failed"
     row.error_code = "worker_lost"
     row.error_message = (

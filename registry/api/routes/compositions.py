@@ -6,9 +6,9 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from registry.api.access import AccessCheckDep
 from registry.api.deps import CallerDep, SessionDep, SettingsDep
-from registry.jobs.base import JobQueue
 from registry.schemas.compose import CompositionRequest, JobOut
 from registry.services import compositions
+from registry.services.job_queue import JobQueue
 
 router = APIRouter(prefix="/compositions", tags=["compositions"])
 

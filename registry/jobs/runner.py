@@ -1,10 +1,10 @@
 """Running one job: claim it, run it by its kind, record the outcome.
 
-A composition fetches its inputs, composes and publishes a version; an export
-(``registry.jobs.exporting``) adds a derived file to a version. Every process
-that runs jobs (``lorry serve`` threads, ``lorry worker``) calls
-``JobRunner.run(job_id)``. The claim is a conditional update of the job's row
-(queued -> running), so a job delivered twice still runs once.
+What a job does is its kind's ``execute`` (``registry.services.job_kinds``: a
+composition publishes a version, an export adds a derived file to one); the runner
+owns the rest. Every process that runs jobs (``lorry serve`` threads, ``lorry
+worker``) calls ``JobRunner.run(job_id)``. The claim is a conditional update of the
+job's row (queued -> running), so a job delivered twice still runs once.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import os
 import socket
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, update
@@ -24,26 +23,22 @@ import composer
 from registry.config import Settings
 from registry.db import begin_write
 from registry.errors import LorryError
-from registry.jobs.exporting import StepReport, build_export
-from registry.jobs.workspace import library_versions, materialise, store_file
-from registry.schemas.repos import FileEntry, PublishRequest
 from registry.services.audit import Caller, record_event
+from registry.services.job_kinds import job_kind
+from registry.services.job_kinds.base import JobContext, JobOutcome, StepReport
 from registry.services.jobs import append_log, finish_cancelled, job_action, job_target
 from registry.services.names import repository_id
-from registry.services.publish import manifest_digest, publish_version
 from registry.storage.base import BlobStore
-from registry.storage.scratch import scratch_directory, storage_unavailable
-from registry.tables import ComposeJob, Repository, Version, VersionFile, utcnow
-from registry.validation import ManifestEntry
+from registry.storage.scratch import storage_unavailable
+from registry.tables import Job, utcnow
 
 logger = logging.getLogger(__name__)
 
 _PROGRESS_EVERY_S = 0.5
-_COMPOSE_LIBRARIES = ("lorry", "torch", "safetensors", "mergekit", "peft")
 
 
 class _Cancelled(Exception):
-    """Raised inside the composer's progress callback when the job was cancelled."""
+    """Raised inside the job's progress callback when the job was cancelled."""
 
 
 class _Interrupted(Exception):
@@ -75,11 +70,11 @@ class _Heartbeat:
             try:
                 with Session(self._engine) as session:
                     session.execute(
-                        update(ComposeJob)
+                        update(Job)
                         .where(
-                            col(ComposeJob.id) == self._job_id,
-                            col(ComposeJob.state) == "running",
-                            col(ComposeJob.worker) == self._worker,
+                            col(Job.id) == self._job_id,
+                            col(Job.state) == "running",
+                            col(Job.worker) == self._worker,
                         )
                         .values(heartbeat_at=utcnow())
                     )
@@ -89,7 +84,7 @@ class _Heartbeat:
 
 
 class JobRunner:
-    """Runs jobs (compositions and exports) against one database and blob store.
+    """Runs jobs (of every kind) against one database and blob store.
 
     ``stopping`` is set when the process shuts down: a running job then stops after
     its current module (or tensor) and goes back to ``queued`` (not counted as a run).
@@ -117,12 +112,10 @@ class JobRunner:
         caller = Caller(actor=row.created_by, request_id=row.request_id)
         try:
             with _Heartbeat(self.engine, job_id, worker, self.settings.job_heartbeat_s):
-                if row.kind == "export":
-                    outcome = build_export(
-                        self.engine, self.store, self.settings, row, self._report(job_id, worker)
-                    )
-                else:
-                    outcome = self._compose_and_publish(row, worker)
+                context = JobContext(
+                    self.engine, self.store, self.settings, self._report(job_id, worker)
+                )
+                outcome = job_kind(row.kind).execute(context, row)
         except _Cancelled:
             return self._finish(job_id, worker, caller, "cancelled", None)
         except _Interrupted:
@@ -143,13 +136,11 @@ class JobRunner:
             )
         return self._finish(job_id, worker, caller, "succeeded", None, outcome)
 
-    def _claim(self, job_id: str, worker: str) -> ComposeJob | None:
+    def _claim(self, job_id: str, worker: str) -> Job | None:
         with Session(self.engine, expire_on_commit=False) as session:
             try:
                 begin_write(session)
-                row = session.exec(
-                    select(ComposeJob).where(ComposeJob.id == job_id).with_for_update()
-                ).first()
+                row = session.exec(select(Job).where(Job.id == job_id).with_for_update()).first()
                 if row is None or row.state != "queued":
                     session.rollback()
                     return None
@@ -171,10 +162,8 @@ class JobRunner:
                 session.rollback()
                 raise
 
-    def _owned(self, session: Session, job_id: str, worker: str) -> ComposeJob | None:
-        row = session.exec(
-            select(ComposeJob).where(ComposeJob.id == job_id).with_for_update()
-        ).first()
+    def _owned(self, session: Session, job_id: str, worker: str) -> Job | None:
+        row = session.exec(select(Job).where(Job.id == job_id).with_for_update()).first()
         if row is None or row.state != "running" or row.worker != worker:
             return None
         return row
@@ -209,116 +198,6 @@ class JobRunner:
 
         return report
 
-    def _progress(self, job_id: str, worker: str) -> composer.ProgressCallback:
-        report = self._report(job_id, worker)
-
-        def on_module(event: composer.ProgressEvent) -> None:
-            report(event.module, event.done, event.total)
-
-        return on_module
-
-    def _input_files(self, job: ComposeJob) -> dict[str, list[tuple[str, str]]]:
-        by_ref: dict[str, list[tuple[str, str]]] = {}
-        with Session(self.engine) as session:
-            for item in job.inputs:
-                namespace, name = item["repository"].split("/", 1)
-                hex_digest = item["digest"].removeprefix("sha256:")
-                version = session.exec(
-                    select(Version)
-                    .join(Repository, col(Repository.id) == col(Version.repository_id))
-                    .where(
-                        Repository.namespace == namespace,
-                        Repository.name == name,
-                        Version.digest == hex_digest,
-                    )
-                ).one()
-                rows = session.exec(
-                    select(VersionFile).where(VersionFile.version_id == version.id)
-                ).all()
-                ref = f"{item['repository']}@sha256:{hex_digest}"
-                by_ref[ref] = [(row.path, row.sha256) for row in rows]
-        return by_ref
-
-    def _ingest(self, out: Path) -> list[ManifestEntry]:
-        entries = []
-        for path in sorted(p for p in out.rglob("*") if p.is_file()):
-            relative = path.relative_to(out).as_posix()
-            sha256, size = store_file(self.store, path)
-            entries.append(ManifestEntry(path=relative, sha256=sha256, size=size))
-        return entries
-
-    def _existing_version(self, target: str, digest: str) -> int | None:
-        namespace, name = target.split("/", 1)
-        with Session(self.engine) as session:
-            number: int | None = session.exec(
-                select(Version.number)
-                .join(Repository, col(Repository.id) == col(Version.repository_id))
-                .where(
-                    Repository.namespace == namespace,
-                    Repository.name == name,
-                    Version.digest == digest,
-                )
-            ).first()
-        return number
-
-    def _lineage(self, job: ComposeJob, result: composer.ComposeResult) -> dict[str, Any]:
-        recipe = composer.parse_recipe(job.recipe)
-        return {
-            "job": job.id,
-            "method": recipe.method,
-            "seed": recipe.parameters.seed,
-            "output_type": recipe.output.type,
-            "parents": [
-                {
-                    "repository": item["repository"],
-                    "version": item["version"],
-                    "digest": item["digest"],
-                    "weight": item.get("weight"),
-                    "role": item.get("role", "input"),
-                }
-                for item in job.inputs
-            ],
-            "recipe": job.recipe,
-            "device": result.device,
-            "max_error": result.max_error,
-            "libraries": library_versions(_COMPOSE_LIBRARIES),
-        }
-
-    def _compose_and_publish(self, job: ComposeJob, worker: str) -> tuple[int, str, str]:
-        """Compose and publish; ``(version, digest hex, note)``."""
-        with scratch_directory(self.settings.tmp_dir, f"job-{job.id}-") as work:
-            root = work / "inputs"
-            for ref, files in self._input_files(job).items():
-                materialise(self.store, files, root / ref)
-            out = work / "out"
-            result = composer.compose(
-                job.recipe, out, root=root, progress=self._progress(job.id, worker)
-            )
-            entries = self._ingest(out)
-            digest = manifest_digest(entries)
-            existing = self._existing_version(job.target, digest)
-            if existing is not None:
-                return existing, digest, "an identical version existed; no new version"
-            namespace, name = job.target.split("/", 1)
-            request = PublishRequest(
-                files=[FileEntry(path=e.path, sha256=e.sha256, size=e.size) for e in entries],
-                message=job.message or f"composed by job {job.id}",
-                alias=job.alias,
-                kind="model" if job.output_kind == "model" else "adapter",
-            )
-            with Session(self.engine) as session:
-                published = publish_version(
-                    session,
-                    self.store,
-                    self.settings,
-                    Caller(actor=job.created_by, request_id=job.request_id),
-                    namespace,
-                    name,
-                    request,
-                    lineage=self._lineage(job, result),
-                )
-            return published.version, published.digest.removeprefix("sha256:"), "published"
-
     def _requeue(self, job_id: str, worker: str) -> str | None:
         with Session(self.engine) as session:
             try:
@@ -345,7 +224,7 @@ class JobRunner:
         caller: Caller,
         state: str,
         error: tuple[str, str] | None,
-        result: tuple[int, str, str] | None = None,
+        result: JobOutcome | None = None,
     ) -> str | None:
         with Session(self.engine) as session:
             try:
@@ -373,8 +252,7 @@ class JobRunner:
                     row.progress_done = row.progress_total
                     append_log(row, f"succeeded: {row.target}@{version} ({note})")
                     after.update(version=version, digest=f"sha256:{digest}")
-                    if row.kind == "export":
-                        after["path"] = row.recipe["path"]
+                    after.update(job_kind(row.kind).succeed_details(row))
                     action = job_action(row.kind, "succeed")
                 session.add(row)
                 record_event(

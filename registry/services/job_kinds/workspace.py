@@ -1,4 +1,4 @@
-"""What jobs share: version files fetched from the blob store into a scratch directory,
+"""What job kinds share: version files fetched from the blob store into a scratch directory,
 outputs stored back, and the library versions their lineage records."""
 
 from __future__ import annotations

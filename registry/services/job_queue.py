@@ -1,11 +1,15 @@
-"""The job queue contract: Lorry's ``compose_jobs`` table holds the state, a queue moves ids."""
+"""The job queue contract: Lorry's ``jobs`` table holds the state, a queue moves ids.
+
+Services submit through this protocol; ``registry.jobs`` implements it (threads on
+SQLite, procrastinate on PostgreSQL) and is never imported by services.
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
 
 QUEUES = ("gpu", "cpu", "any")
-"""``gpu``: the recipe asks for CUDA; ``cpu``: it asks for the CPU; ``any``: ``device: auto``."""
+"""``gpu``: the job asks for CUDA; ``cpu``: it asks for the CPU; ``any``: either will do."""
 
 
 def queues_for_worker(*, gpu: bool, cpu: bool) -> list[str]:
