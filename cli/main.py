@@ -31,7 +31,6 @@ export_commands.register(app)
 jobs_commands.register(app)
 token_commands.register(app)
 access_commands.register(app)
-# After registry_commands: it turns `audit` into a group with `audit verify`.
 admin_commands.register(app)
 
 if __name__ == "__main__":

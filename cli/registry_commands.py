@@ -10,13 +10,13 @@ from rich.markup import escape
 
 from cli import render
 from cli.alias_commands import alias_app
+from cli.audit_commands import audit_app
 from cli.common import (
     JsonOption,
     Kind,
     RegistryOption,
     echo_json,
     parse_reference,
-    parse_time,
     registry_client,
     stderr,
     stdout,
@@ -194,55 +194,6 @@ def show(
     stdout.print(render.versions_table(versions["items"], versions["total"]))
 
 
-# -- audit -----------------------------------------------------------------------------------
-
-
-def audit(
-    repo: Annotated[
-        str | None, typer.Option("--repo", metavar="NAMESPACE/NAME", help="One repository.")
-    ] = None,
-    action: Annotated[
-        str | None,
-        typer.Option(
-            "--action",
-            help=(
-                "repository.create, repository.update, version.publish, version.pull, "
-                "alias.set or alias.delete."
-            ),
-        ),
-    ] = None,
-    actor: Annotated[str | None, typer.Option("--actor")] = None,
-    since: Annotated[
-        str | None, typer.Option("--since", help="ISO time or a duration back: 30m, 1h, 7d.")
-    ] = None,
-    until: Annotated[
-        str | None, typer.Option("--until", help="ISO time or a duration back: 30m, 1h, 7d.")
-    ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
-    offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
-    json_out: JsonOption = False,
-    registry: RegistryOption = None,
-) -> None:
-    """Query the audit log, newest first."""
-    repository = parse_reference(repo, allow_ref=False)[0] if repo else None
-    since_iso = parse_time(since, "--since")
-    until_iso = parse_time(until, "--until")
-    with registry_client(registry) as client:
-        page = client.audit(
-            repository=repository,
-            action=action,
-            actor=actor,
-            since=since_iso,
-            until=until_iso,
-            limit=limit,
-            offset=offset,
-        )
-    if json_out:
-        echo_json(page)
-        return
-    stdout.print(render.audit_table(page["items"], page["total"]))
-
-
 def register(app: typer.Typer) -> None:
     """Add the registry commands to the ``lorry`` app."""
     app.command("push")(push)
@@ -250,4 +201,4 @@ def register(app: typer.Typer) -> None:
     app.command("ls")(ls)
     app.command("show")(show)
     app.add_typer(alias_app, name="alias")
-    app.command("audit")(audit)
+    app.add_typer(audit_app, name="audit")
