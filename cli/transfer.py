@@ -35,9 +35,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cli.client import LorryClient, LorryClientError
-from cli.digests import HashingWriter, sha256_file
+from cli.digests import HashingWriter
 from cli.push_checks import PathFilter, check_kind
 from composer.file_rules import PICKLE_EXTENSIONS, refused_pickle_extension
+from composer.fileio import sha256_file
 from composer.paths import colliding_paths, path_problem
 
 __all__ = [
