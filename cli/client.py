@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import quote
 
 import httpx
@@ -70,6 +70,17 @@ def _describe_detail(detail: Any) -> str:
                 parts.append(str(item))
         return "; ".join(parts)
     return str(detail)
+
+
+class LogFilters(TypedDict, total=False):
+    """What the audit log and the access log are both filtered by (``None``: no filter)."""
+
+    repository: str | None
+    actor: str | None
+    since: str | None
+    until: str | None
+    limit: int
+    offset: int
 
 
 def _repo_path(repository: str) -> str:
@@ -141,8 +152,21 @@ class LorryClient:
             raise _error_from_response(response)
         return response
 
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self.request(method, path, **kwargs).json()
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """The JSON object the registry answers (every route of the CLI answers one)."""
+        response = self.request(method, path, **kwargs)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise LorryClientError(
+                "bad_response",
+                f"{method} {path}: the server at {self.base_url} did not answer with a JSON "
+                "object; is LORRY_URL (or --registry) a Lorry registry?",
+                response.status_code,
+            )
+        return body
 
     # -- health ----------------------------------------------------------------------------
 
@@ -264,51 +288,14 @@ class LorryClient:
 
     # -- audit -----------------------------------------------------------------------------
 
-    def audit(
-        self,
-        *,
-        repository: str | None = None,
-        action: str | None = None,
-        actor: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> dict[str, Any]:
-        params = _clean_params(
-            {
-                "repository": repository,
-                "action": action,
-                "actor": actor,
-                "since": since,
-                "until": until,
-                "limit": limit,
-                "offset": offset,
-            }
-        )
+    def audit(self, *, action: str | None = None, **filters: Unpack[LogFilters]) -> dict[str, Any]:
+        """The audit log: mutations, newest first."""
+        params = _clean_params({"action": action, **filters})
         return self._json("GET", f"{API_PREFIX}/audit", params=params)
 
     def downloads(
-        self,
-        *,
-        repository: str | None = None,
-        version: int | None = None,
-        actor: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
+        self, *, version: int | None = None, **filters: Unpack[LogFilters]
     ) -> dict[str, Any]:
         """The access log: downloaded files, newest first."""
-        params = _clean_params(
-            {
-                "repository": repository,
-                "version": version,
-                "actor": actor,
-                "since": since,
-                "until": until,
-                "limit": limit,
-                "offset": offset,
-            }
-        )
+        params = _clean_params({"version": version, **filters})
         return self._json("GET", f"{API_PREFIX}/access-log", params=params)
