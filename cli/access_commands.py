@@ -9,8 +9,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.common import (
+    ActorOption,
     JsonOption,
+    LimitOption,
+    OffsetOption,
     RegistryOption,
+    SinceOption,
+    UntilOption,
     echo_json,
     parse_reference,
     parse_time,
@@ -41,15 +46,11 @@ def downloads(
         str | None,
         typer.Argument(metavar="[NAMESPACE/NAME[@VERSION]]", help="A repository or a version."),
     ] = None,
-    actor: Annotated[str | None, typer.Option("--actor")] = None,
-    since: Annotated[
-        str | None, typer.Option("--since", help="ISO time or a duration back: 30m, 1h, 7d.")
-    ] = None,
-    until: Annotated[
-        str | None, typer.Option("--until", help="ISO time or a duration back: 30m, 1h, 7d.")
-    ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
-    offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
+    actor: ActorOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    limit: LimitOption = 100,
+    offset: OffsetOption = 0,
     json_out: JsonOption = False,
     registry: RegistryOption = None,
 ) -> None:

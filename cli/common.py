@@ -29,10 +29,15 @@ from cli.client import LorryClient, LorryClientError
 from cli.transfer import TransferProgress
 
 __all__ = [
+    "ActorOption",
     "JsonOption",
     "Kind",
+    "LimitOption",
+    "OffsetOption",
     "ReasonOption",
     "RegistryOption",
+    "SinceOption",
+    "UntilOption",
     "echo_json",
     "fail",
     "parse_reference",
@@ -72,6 +77,15 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 ReasonOption = Annotated[
     str | None, typer.Option("--reason", help="Why; recorded in the audit log.")
 ]
+ActorOption = Annotated[str | None, typer.Option("--actor")]
+SinceOption = Annotated[
+    str | None, typer.Option("--since", help="ISO time or a duration back: 30m, 1h, 7d.")
+]
+UntilOption = Annotated[
+    str | None, typer.Option("--until", help="ISO time or a duration back: 30m, 1h, 7d.")
+]
+LimitOption = Annotated[int, typer.Option("--limit", min=1, max=1000)]
+OffsetOption = Annotated[int, typer.Option("--offset", min=0)]
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from rich.tree import Tree
 
 from cli.common import (
     JsonOption,
+    LimitOption,
     RegistryOption,
     echo_json,
     fail,
@@ -114,7 +115,7 @@ def jobs_command(
     repository: Annotated[
         str | None, typer.Option("--repository", "-r", help="Only jobs publishing to NS/NAME.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    limit: LimitOption = 50,
     registry: RegistryOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -14,6 +14,8 @@ from cli.audit_commands import audit_app
 from cli.common import (
     JsonOption,
     Kind,
+    LimitOption,
+    OffsetOption,
     RegistryOption,
     echo_json,
     parse_reference,
@@ -147,8 +149,8 @@ def ls(
     base_model: Annotated[str | None, typer.Option("--base-model")] = None,
     tag: Annotated[str | None, typer.Option("--tag")] = None,
     kind: Annotated[Kind | None, typer.Option("--kind")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
-    offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
+    limit: LimitOption = 50,
+    offset: OffsetOption = 0,
     json_out: JsonOption = False,
     registry: RegistryOption = None,
 ) -> None:
