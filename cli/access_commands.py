@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from cli.common import (
     ActorOption,
@@ -22,12 +21,22 @@ from cli.common import (
     registry_client,
     stdout,
 )
+from cli.tables import Column, FittedTable
 
 
-def _table(items: list[dict[str, Any]], total: int) -> Table:
-    table = Table(title=f"{len(items)} of {total} downloads", title_justify="left")
-    for column in ("at", "actor", "file", "revision", "via", "address", "user agent"):
-        table.add_column(column, overflow="fold")
+def _table(items: list[dict[str, Any]], total: int) -> FittedTable:
+    table = FittedTable(
+        f"{len(items)} of {total} downloads",
+        [
+            Column("at", key=True),
+            Column("actor", key=True),
+            Column("file"),
+            Column("revision", drop=3),
+            Column("via", drop=4),
+            Column("address", drop=2),
+            Column("user agent", drop=1),
+        ],
+    )
     for item in items:
         table.add_row(
             escape(str(item["at"])[:19].replace("T", " ")),

@@ -23,6 +23,7 @@ from cli.common import (
     stdout,
 )
 from cli.remote_compose import follow_job, print_outcome
+from cli.tables import Column, FittedTable
 
 __all__ = ["register"]
 
@@ -61,10 +62,19 @@ def _result(job: dict[str, Any]) -> str:
     return escape(error["code"]) if error else "-"
 
 
-def _jobs_table(items: list[dict[str, Any]], total: int) -> Table:
-    table = Table(title=f"{len(items)} of {total} jobs", title_justify="left")
-    for column in ("id", "state", "target", "progress", "result", "created", "by"):
-        table.add_column(column, no_wrap=column in ("id", "created"))
+def _jobs_table(items: list[dict[str, Any]], total: int) -> FittedTable:
+    table = FittedTable(
+        f"{len(items)} of {total} jobs",
+        [
+            Column("id", key=True),
+            Column("state", key=True),
+            Column("target", key=True),
+            Column("progress", drop=3),
+            Column("result", drop=4),
+            Column("created", drop=2),
+            Column("by", drop=1),
+        ],
+    )
     for job in items:
         table.add_row(
             job["id"],

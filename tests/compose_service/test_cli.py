@@ -12,7 +12,7 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from cli import compose_commands, jobs_commands
+from cli import compose_commands, jobs_commands, server_commands
 from registry.config import Settings
 from tests.compose_service.conftest import publish_skills, sql_formal_recipe
 from tests.compose_service.processes import lorry_process, settings_env
@@ -35,6 +35,7 @@ def _lorry() -> typer.Typer:
     app = typer.Typer()
     compose_commands.register(app)
     jobs_commands.register(app)
+    server_commands.register(app)  # lorry worker
     return app
 
 
