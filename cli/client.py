@@ -108,6 +108,8 @@ class LorryClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = resolve_base_url(base_url)
+        self.last_path = ""
+        """The path of the latest request: what a ``*_not_found`` error was about."""
         headers = {"User-Agent": USER_AGENT}
         token = token if token is not None else os.environ.get("LORRY_TOKEN")
         if token:
@@ -144,6 +146,7 @@ class LorryClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send one request; raise ``LorryClientError`` for transport errors and 4xx/5xx."""
+        self.last_path = path
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -249,6 +252,7 @@ class LorryClient:
     def stream_file(self, repository: str, ref: str, path: str) -> Iterator[httpx.Response]:
         """Open a version file for streaming; the response is closed on exit."""
         url = f"{_repo_path(repository)}/versions/{quote(ref, safe=':')}/files/{quote(path)}"
+        self.last_path = url
         try:
             with self._http.stream("GET", url) as response:
                 if response.status_code >= 400:

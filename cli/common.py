@@ -26,6 +26,7 @@ from rich.progress import (
 )
 
 from cli.client import LorryClient, LorryClientError
+from cli.suggest import did_you_mean
 from cli.transfer import TransferProgress
 
 __all__ = [
@@ -136,7 +137,11 @@ def registry_client(registry: str | None) -> Iterator[LorryClient]:
     """A client for one command; registry and local file errors end it with exit status 1."""
     try:
         with LorryClient(registry) as client:
-            yield client
+            try:
+                yield client
+            except LorryClientError as exc:
+                hint = did_you_mean(client, exc) if exc.status == 404 else None
+                fail(f"{exc.message}; {hint}" if hint else exc.message, exc.code)
     except LorryClientError as exc:
         fail(exc.message, exc.code)
     except OSError as exc:

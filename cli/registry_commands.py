@@ -113,6 +113,12 @@ def pull(
         Path,
         typer.Argument(file_okay=False, metavar="DIR", help="Where to write the files (created)."),
     ],
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Remove files in DIR that are not in the version, then pull."
+        ),
+    ] = False,
     json_out: JsonOption = False,
     registry: RegistryOption = None,
 ) -> None:
@@ -120,11 +126,14 @@ def pull(
 
     REF is a version number, an alias, or a sha256: digest; default latest.
 
-    Files already in DIR with the right sha256 are kept.
+    Files already in DIR with the right sha256 are kept; a DIR holding other files (of
+    another model) is refused unless --overwrite.
     """
     repo, ref = parse_reference(reference, allow_ref=True)
     with registry_client(registry) as client, transfer_progress(json_out) as progress:
-        result = pull_version(client, repo, ref or "latest", directory, progress=progress)
+        result = pull_version(
+            client, repo, ref or "latest", directory, progress=progress, overwrite=overwrite
+        )
     if json_out:
         echo_json(result.as_json())
         return
@@ -135,6 +144,11 @@ def pull(
         f"{render.count(len(result.downloaded_files), 'file')} "
         f"({render.human_bytes(result.downloaded_bytes)}), kept {len(result.kept_files)} "
         "already there"
+        + (
+            f", removed {render.count(len(result.removed_files), 'other file')}"
+            if result.removed_files
+            else ""
+        )
     )
 
 
