@@ -63,6 +63,7 @@ def test_compose_command_shows_a_summary_and_refuses_an_existing_output(
     again = runner.invoke(_app(), ["compose", str(recipe), "--out", str(tmp_path / "out")])
     assert again.exit_code == 1
     assert "not empty" in again.stderr
+    assert "lorry compose --overwrite" in " ".join(again.stderr.split())
     forced = runner.invoke(
         _app(), ["compose", str(recipe), "--out", str(tmp_path / "out"), "--overwrite"]
     )
