@@ -41,6 +41,7 @@ __all__ = [
     "UntilOption",
     "echo_json",
     "fail",
+    "is_reference",
     "parse_reference",
     "parse_time",
     "registry_client",
@@ -105,6 +106,15 @@ def parse_reference(value: str, *, allow_ref: bool) -> tuple[str, str | None]:
     if ref is not None and not ref.strip():
         raise typer.BadParameter(f"{value!r} has an empty reference after '@'")
     return match.group(1), ref
+
+
+def is_reference(value: str) -> bool:
+    """Whether ``value`` has the shape of a registry reference, NAMESPACE/NAME[@REF]."""
+    try:
+        parse_reference(value, allow_ref=True)
+    except typer.BadParameter:
+        return False
+    return True
 
 
 def parse_time(value: str | None, option: str) -> str | None:
