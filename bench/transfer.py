@@ -57,8 +57,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from cli.client import LorryClient  # noqa: E402
-from cli.digests import READ_BUFFER, HashingWriter, sha256_file  # noqa: E402
+from cli.digests import HashingWriter  # noqa: E402
 from cli.transfer import pull_version, push_directory  # noqa: E402
+from composer.fileio import READ_BUFFER, sha256_file  # noqa: E402
 
 MiB = 1024 * 1024
 HIDDEN = 4096

@@ -6,23 +6,37 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from cli.common import (
+    ActorOption,
     JsonOption,
+    LimitOption,
+    OffsetOption,
     RegistryOption,
+    SinceOption,
+    UntilOption,
     echo_json,
     parse_reference,
     parse_time,
     registry_client,
     stdout,
 )
+from cli.tables import Column, FittedTable
 
 
-def _table(items: list[dict[str, Any]], total: int) -> Table:
-    table = Table(title=f"{len(items)} of {total} downloads", title_justify="left")
-    for column in ("at", "actor", "file", "revision", "via", "address", "user agent"):
-        table.add_column(column, overflow="fold")
+def _table(items: list[dict[str, Any]], total: int) -> FittedTable:
+    table = FittedTable(
+        f"{len(items)} of {total} downloads",
+        [
+            Column("at", key=True),
+            Column("actor", key=True),
+            Column("file"),
+            Column("revision", drop=3),
+            Column("via", drop=4),
+            Column("address", drop=2),
+            Column("user agent", drop=1),
+        ],
+    )
     for item in items:
         table.add_row(
             escape(str(item["at"])[:19].replace("T", " ")),
@@ -41,15 +55,11 @@ def downloads(
         str | None,
         typer.Argument(metavar="[NAMESPACE/NAME[@VERSION]]", help="A repository or a version."),
     ] = None,
-    actor: Annotated[str | None, typer.Option("--actor")] = None,
-    since: Annotated[
-        str | None, typer.Option("--since", help="ISO time or a duration back: 30m, 1h, 7d.")
-    ] = None,
-    until: Annotated[
-        str | None, typer.Option("--until", help="ISO time or a duration back: 30m, 1h, 7d.")
-    ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
-    offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
+    actor: ActorOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    limit: LimitOption = 100,
+    offset: OffsetOption = 0,
     json_out: JsonOption = False,
     registry: RegistryOption = None,
 ) -> None:

@@ -1,61 +1,13 @@
-"""``lorry alias at``, ``lorry gc``, and the ``lorry audit`` group.
-
-``register`` must run after ``registry_commands.register``: it turns the
-``audit`` command into a group whose bare form still queries the log (same
-options) and adds ``verify``, ``checkpoint`` and ``keygen``
-(``cli.audit_commands``), and it adds ``at`` to the ``alias`` group.
-"""
+"""``lorry gc``: blobs and scratch files that nothing references."""
 
 from __future__ import annotations
 
-import inspect
 from typing import Annotated, Any
 
 import typer
-from typer.models import CommandInfo
 
-from cli import audit_commands, registry_commands
-from cli.alias_commands import alias_app
-from cli.common import (
-    JsonOption,
-    RegistryOption,
-    echo_json,
-    fail,
-    parse_reference,
-    parse_time,
-    registry_client,
-    stdout,
-)
-from cli.token_commands import LocalOption
-
-
-def alias_at(
-    repository: Annotated[str, typer.Argument(metavar="NAMESPACE/NAME")],
-    alias: Annotated[str, typer.Argument(metavar="ALIAS")],
-    time: Annotated[
-        str, typer.Argument(metavar="TIME", help="ISO 8601 time or a duration back: 2h, 7d.")
-    ],
-    json_out: JsonOption = False,
-    registry: RegistryOption = None,
-) -> None:
-    """What ALIAS of NAMESPACE/NAME pointed to at TIME (from the audit log)."""
-    repo = parse_reference(repository, allow_ref=False)[0]
-    moment = parse_time(time, "TIME")
-    with registry_client(registry) as client:
-        answer = client.request(
-            "GET", f"/api/v1/repos/{repo}/aliases/{alias}/at", params={"time": moment}
-        ).json()
-    if json_out:
-        echo_json(answer)
-        return
-    if answer["version"] is None:
-        stdout.print(f"{repo}@{alias} did not exist at {answer['time']}")
-        return
-    stdout.print(
-        f"{repo}@{alias} pointed to version {answer['version']} ({answer['digest']}) at "
-        f"{answer['time']}; moved there {answer['since']} by {answer['actor']}"
-        + (f": {answer['reason']}" if answer["reason"] else "")
-    )
+from cli.common import JsonOption, RegistryOption, echo_json, registry_client, stdout
+from cli.local import LocalOption, local_registry
 
 
 def gc(
@@ -81,28 +33,10 @@ def gc(
     the upload spool files and job directories that crashed processes left in
     LORRY_HOME/tmp; never one that a live upload or job still uses.
     """
+    report: dict[str, Any]
     if local:
-        from cli.token_commands import _local_caller, _local_session
-        from registry.config import Settings
-        from registry.errors import LorryError
-        from registry.services.gc import collect_garbage
-        from registry.storage import open_blob_store
-
-        settings = Settings()
-        try:
-            with _local_session() as session:
-                report: dict[str, Any] = collect_garbage(
-                    session,
-                    open_blob_store(settings),
-                    _local_caller(),
-                    delete_blobs=delete,
-                    grace_minutes=settings.gc_grace_minutes
-                    if grace_minutes is None
-                    else grace_minutes,
-                    scratch_dir=settings.tmp_dir,
-                ).model_dump(mode="json")
-        except LorryError as exc:
-            fail(exc.message, exc.code)
+        with local_registry() as database:
+            report = database.collect_garbage(delete=delete, grace_minutes=grace_minutes)
     else:
         params = {} if grace_minutes is None else {"grace_minutes": grace_minutes}
         with registry_client(registry) as client:
@@ -131,41 +65,5 @@ def gc(
     stdout.print(summary)
 
 
-def _audit_group() -> typer.Typer:
-    """``lorry audit [OPTIONS]`` (the query, as before) plus ``lorry audit verify``."""
-    query = registry_commands.audit
-    signature = inspect.signature(query, eval_str=True)
-    context = inspect.Parameter(
-        "ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context
-    )
-
-    def callback(ctx: typer.Context, **options: Any) -> None:
-        if ctx.invoked_subcommand is None:
-            query(**options)
-
-    callback.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[context, *signature.parameters.values()]
-    )
-    callback.__annotations__ = {
-        "ctx": typer.Context,
-        **{name: p.annotation for name, p in signature.parameters.items()},
-    }
-    callback.__doc__ = query.__doc__
-    group = typer.Typer(invoke_without_command=True, help=query.__doc__)
-    group.callback()(callback)
-    group.command("verify")(audit_commands.verify)
-    group.command("checkpoint")(audit_commands.checkpoint)
-    group.command("keygen")(audit_commands.keygen)
-    return group
-
-
 def register(app: typer.Typer) -> None:
-    app.registered_commands = [
-        command
-        for command in app.registered_commands
-        if not (isinstance(command, CommandInfo) and command.name == "audit")
-    ]
-    app.add_typer(_audit_group(), name="audit")
-    if not any(command.name == "at" for command in alias_app.registered_commands):
-        alias_app.command("at")(alias_at)
     app.command("gc")(gc)

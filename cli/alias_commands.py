@@ -1,4 +1,4 @@
-"""``lorry alias``: set, move, remove, list and trace aliases."""
+"""``lorry alias``: set, move, remove, list and trace aliases, and where one pointed at a time."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from cli.common import (
     RegistryOption,
     echo_json,
     parse_reference,
+    parse_time,
     registry_client,
     stdout,
 )
@@ -94,3 +95,33 @@ def alias_history(
         echo_json(page)
         return
     stdout.print(render.alias_history_table(page["items"], f"history of {repo}@{alias}"))
+
+
+@alias_app.command("at")
+def alias_at(
+    repository: Annotated[str, typer.Argument(metavar="NAMESPACE/NAME")],
+    alias: Annotated[str, typer.Argument(metavar="ALIAS")],
+    time: Annotated[
+        str, typer.Argument(metavar="TIME", help="ISO 8601 time or a duration back: 2h, 7d.")
+    ],
+    json_out: JsonOption = False,
+    registry: RegistryOption = None,
+) -> None:
+    """What ALIAS of NAMESPACE/NAME pointed to at TIME (from the audit log)."""
+    repo = parse_reference(repository, allow_ref=False)[0]
+    moment = parse_time(time, "TIME")
+    with registry_client(registry) as client:
+        answer = client.request(
+            "GET", f"/api/v1/repos/{repo}/aliases/{alias}/at", params={"time": moment}
+        ).json()
+    if json_out:
+        echo_json(answer)
+        return
+    if answer["version"] is None:
+        stdout.print(f"{repo}@{alias} did not exist at {answer['time']}")
+        return
+    stdout.print(
+        f"{repo}@{alias} pointed to version {answer['version']} ({answer['digest']}) at "
+        f"{answer['time']}; moved there {answer['since']} by {answer['actor']}"
+        + (f": {answer['reason']}" if answer["reason"] else "")
+    )

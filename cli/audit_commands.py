@@ -1,4 +1,5 @@
-"""``lorry audit verify``, ``lorry audit checkpoint`` and ``lorry audit keygen``."""
+"""``lorry audit``: the query (bare ``lorry audit [OPTIONS]``) and ``verify``,
+``checkpoint`` and ``keygen``."""
 
 from __future__ import annotations
 
@@ -9,38 +10,77 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from cli.common import JsonOption, RegistryOption, echo_json, fail, registry_client, stdout
-from cli.token_commands import LocalOption
+from cli import render
+from cli.common import (
+    ActorOption,
+    JsonOption,
+    LimitOption,
+    OffsetOption,
+    RegistryOption,
+    SinceOption,
+    UntilOption,
+    echo_json,
+    parse_reference,
+    parse_time,
+    registry_client,
+    stdout,
+)
+from cli.local import LocalOption, local_registry
+
+__all__ = ["audit_app"]
 
 EXIT_TAMPERED = 2
 
-
-def _local_setup(
-    checkpoints: Path | None, public_key: Path | None, *, sign: bool
-) -> tuple[Any, Any]:
-    """The settings' checkpoint setup, with ``--checkpoints`` / ``--public-key`` in place of
-    the configured targets and keys; and a session on the configured database."""
-    from cli.token_commands import _local_session
-    from registry.config import Settings
-    from registry.services.audit_checkpoints import CheckpointSetup
-    from registry.services.signed_note import load_verifiers
-    from registry.storage import open_blob_store
-    from registry.storage.checkpoints import DirectoryCheckpoints
-
-    settings = Settings()
-    if checkpoints is not None:
-        settings.audit_checkpoint_targets = ""
-    store = None
-    if "blobstore:" in settings.audit_checkpoint_targets:
-        store = open_blob_store(settings)
-    setup = CheckpointSetup.from_settings(settings, store, sign=sign)
-    if checkpoints is not None:
-        setup.targets = [DirectoryCheckpoints(checkpoints)]
-    if public_key is not None:
-        setup.verifiers = load_verifiers(public_key)
-    return setup, _local_session()
+audit_app = typer.Typer(help="Query the audit log, newest first.")
 
 
+@audit_app.callback(invoke_without_command=True)
+def audit(
+    ctx: typer.Context,
+    repo: Annotated[
+        str | None, typer.Option("--repo", metavar="NAMESPACE/NAME", help="One repository.")
+    ] = None,
+    action: Annotated[
+        str | None,
+        typer.Option(
+            "--action",
+            help=(
+                "repository.create, repository.update, version.publish, version.pull, "
+                "alias.set or alias.delete."
+            ),
+        ),
+    ] = None,
+    actor: ActorOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    limit: LimitOption = 100,
+    offset: OffsetOption = 0,
+    json_out: JsonOption = False,
+    registry: RegistryOption = None,
+) -> None:
+    """Query the audit log, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    repository = parse_reference(repo, allow_ref=False)[0] if repo else None
+    since_iso = parse_time(since, "--since")
+    until_iso = parse_time(until, "--until")
+    with registry_client(registry) as client:
+        page = client.audit(
+            repository=repository,
+            action=action,
+            actor=actor,
+            since=since_iso,
+            until=until_iso,
+            limit=limit,
+            offset=offset,
+        )
+    if json_out:
+        echo_json(page)
+        return
+    stdout.print(render.audit_table(page["items"], page["total"]))
+
+
+@audit_app.command("verify")
 def verify(
     local: LocalOption = False,
     checkpoints: Annotated[
@@ -70,15 +110,8 @@ def verify(
     or a checkpoint does not verify.
     """
     if local or checkpoints is not None or public_key is not None:
-        from registry.errors import LorryError
-        from registry.services.audit_verify import verify_audit
-
-        try:
-            setup, session = _local_setup(checkpoints, public_key, sign=False)
-            with session:
-                report: dict[str, Any] = verify_audit(session, setup).model_dump(mode="json")
-        except LorryError as exc:
-            fail(exc.message, exc.code)
+        with local_registry() as database:
+            report = database.verify_audit(checkpoints=checkpoints, public_key=public_key)
     else:
         with registry_client(registry) as client:
             params = {"fresh": "true"} if fresh else {}
@@ -115,6 +148,7 @@ def _print_report(report: dict[str, Any]) -> None:
         )
 
 
+@audit_app.command("checkpoint")
 def checkpoint(
     local: LocalOption = False, json_out: JsonOption = False, registry: RegistryOption = None
 ) -> None:
@@ -123,17 +157,8 @@ def checkpoint(
     Refuses (and signs nothing) when the log no longer extends the newest checkpoint.
     """
     if local:
-        from registry.errors import LorryError
-        from registry.services.audit_checkpoints import write_checkpoint
-
-        try:
-            setup, session = _local_setup(None, None, sign=True)
-            with session:
-                written = write_checkpoint(session, setup, only_if_moved=False)
-        except LorryError as exc:
-            fail(exc.message, exc.code)
-        assert written is not None
-        result: dict[str, Any] = written.model_dump(mode="json")
+        with local_registry() as database:
+            result = database.write_checkpoint()
     else:
         with registry_client(registry) as client:
             result = client.request("POST", "/api/v1/audit/checkpoints").json()
@@ -146,6 +171,7 @@ def checkpoint(
     )
 
 
+@audit_app.command("keygen")
 def keygen(
     key_file: Annotated[Path, typer.Argument(metavar="KEY_FILE", help="Where to write it.")],
     origin: Annotated[
@@ -158,20 +184,13 @@ def keygen(
     Keep the key where the database's holders cannot read it; give the .pub line to
     whoever verifies (LORRY_AUDIT_PUBLIC_KEYS, or `lorry audit verify --public-key`).
     """
-    from registry.config import Settings
-    from registry.errors import LorryError
-    from registry.services.signed_note import generate_key
-
-    name = origin or Settings().audit_checkpoint_origin
     public = key_file.with_name(key_file.name + ".pub")
-    try:
-        verifier = generate_key(key_file, name)
-    except LorryError as exc:
-        fail(exc.message, exc.code)
-    public.write_text(verifier.vkey + "\n")
+    with local_registry() as keys:
+        vkey, name = keys.generate_signing_key(key_file, origin)
+    public.write_text(vkey + "\n")
     os.chmod(public, 0o644)
     stdout.print(f"signing key: {escape(str(key_file))} (0600); public key: {escape(str(public))}")
-    typer.echo(verifier.vkey)
+    typer.echo(vkey)
     stdout.print(
         f"set LORRY_AUDIT_SIGNING_KEY={escape(str(key_file))}"
         + ("" if origin is None else f" LORRY_AUDIT_CHECKPOINT_ORIGIN={escape(name)}")

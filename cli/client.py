@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import quote
 
 import httpx
@@ -72,6 +72,17 @@ def _describe_detail(detail: Any) -> str:
     return str(detail)
 
 
+class LogFilters(TypedDict, total=False):
+    """What the audit log and the access log are both filtered by (``None``: no filter)."""
+
+    repository: str | None
+    actor: str | None
+    since: str | None
+    until: str | None
+    limit: int
+    offset: int
+
+
 def _repo_path(repository: str) -> str:
     namespace, _, name = repository.partition("/")
     return f"{API_PREFIX}/repos/{quote(namespace, safe='')}/{quote(name, safe='')}"
@@ -97,6 +108,8 @@ class LorryClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = resolve_base_url(base_url)
+        self.last_path = ""
+        """The path of the latest request: what a ``*_not_found`` error was about."""
         headers = {"User-Agent": USER_AGENT}
         token = token if token is not None else os.environ.get("LORRY_TOKEN")
         if token:
@@ -133,6 +146,7 @@ class LorryClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send one request; raise ``LorryClientError`` for transport errors and 4xx/5xx."""
+        self.last_path = path
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -141,8 +155,21 @@ class LorryClient:
             raise _error_from_response(response)
         return response
 
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self.request(method, path, **kwargs).json()
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """The JSON object the registry answers (every route of the CLI answers one)."""
+        response = self.request(method, path, **kwargs)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise LorryClientError(
+                "bad_response",
+                f"{method} {path}: the server at {self.base_url} did not answer with a JSON "
+                "object; is LORRY_URL (or --registry) a Lorry registry?",
+                response.status_code,
+            )
+        return body
 
     # -- health ----------------------------------------------------------------------------
 
@@ -225,6 +252,7 @@ class LorryClient:
     def stream_file(self, repository: str, ref: str, path: str) -> Iterator[httpx.Response]:
         """Open a version file for streaming; the response is closed on exit."""
         url = f"{_repo_path(repository)}/versions/{quote(ref, safe=':')}/files/{quote(path)}"
+        self.last_path = url
         try:
             with self._http.stream("GET", url) as response:
                 if response.status_code >= 400:
@@ -264,51 +292,14 @@ class LorryClient:
 
     # -- audit -----------------------------------------------------------------------------
 
-    def audit(
-        self,
-        *,
-        repository: str | None = None,
-        action: str | None = None,
-        actor: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> dict[str, Any]:
-        params = _clean_params(
-            {
-                "repository": repository,
-                "action": action,
-                "actor": actor,
-                "since": since,
-                "until": until,
-                "limit": limit,
-                "offset": offset,
-            }
-        )
+    def audit(self, *, action: str | None = None, **filters: Unpack[LogFilters]) -> dict[str, Any]:
+        """The audit log: mutations, newest first."""
+        params = _clean_params({"action": action, **filters})
         return self._json("GET", f"{API_PREFIX}/audit", params=params)
 
     def downloads(
-        self,
-        *,
-        repository: str | None = None,
-        version: int | None = None,
-        actor: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
+        self, *, version: int | None = None, **filters: Unpack[LogFilters]
     ) -> dict[str, Any]:
         """The access log: downloaded files, newest first."""
-        params = _clean_params(
-            {
-                "repository": repository,
-                "version": version,
-                "actor": actor,
-                "since": since,
-                "until": until,
-                "limit": limit,
-                "offset": offset,
-            }
-        )
+        params = _clean_params({"version": version, **filters})
         return self._json("GET", f"{API_PREFIX}/access-log", params=params)

@@ -26,15 +26,22 @@ from rich.progress import (
 )
 
 from cli.client import LorryClient, LorryClientError
+from cli.suggest import did_you_mean
 from cli.transfer import TransferProgress
 
 __all__ = [
+    "ActorOption",
     "JsonOption",
     "Kind",
+    "LimitOption",
+    "OffsetOption",
     "ReasonOption",
     "RegistryOption",
+    "SinceOption",
+    "UntilOption",
     "echo_json",
     "fail",
+    "is_reference",
     "parse_reference",
     "parse_time",
     "registry_client",
@@ -72,6 +79,15 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 ReasonOption = Annotated[
     str | None, typer.Option("--reason", help="Why; recorded in the audit log.")
 ]
+ActorOption = Annotated[str | None, typer.Option("--actor")]
+SinceOption = Annotated[
+    str | None, typer.Option("--since", help="ISO time or a duration back: 30m, 1h, 7d.")
+]
+UntilOption = Annotated[
+    str | None, typer.Option("--until", help="ISO time or a duration back: 30m, 1h, 7d.")
+]
+LimitOption = Annotated[int, typer.Option("--limit", min=1, max=1000)]
+OffsetOption = Annotated[int, typer.Option("--offset", min=0)]
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -90,6 +106,15 @@ def parse_reference(value: str, *, allow_ref: bool) -> tuple[str, str | None]:
     if ref is not None and not ref.strip():
         raise typer.BadParameter(f"{value!r} has an empty reference after '@'")
     return match.group(1), ref
+
+
+def is_reference(value: str) -> bool:
+    """Whether ``value`` has the shape of a registry reference, NAMESPACE/NAME[@REF]."""
+    try:
+        parse_reference(value, allow_ref=True)
+    except typer.BadParameter:
+        return False
+    return True
 
 
 def parse_time(value: str | None, option: str) -> str | None:
@@ -122,7 +147,11 @@ def registry_client(registry: str | None) -> Iterator[LorryClient]:
     """A client for one command; registry and local file errors end it with exit status 1."""
     try:
         with LorryClient(registry) as client:
-            yield client
+            try:
+                yield client
+            except LorryClientError as exc:
+                hint = did_you_mean(client, exc) if exc.status == 404 else None
+                fail(f"{exc.message}; {hint}" if hint else exc.message, exc.code)
     except LorryClientError as exc:
         fail(exc.message, exc.code)
     except OSError as exc:

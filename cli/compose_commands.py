@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from cli.common import RegistryOption, step_progress
+from cli.common import RegistryOption, fail, is_reference, step_progress
 from cli.remote_compose import compose_remote
 
 if TYPE_CHECKING:
@@ -36,6 +36,28 @@ def _print_summary(console: Console, result: ComposeResult) -> None:
         line += f", ranks {min(ranks)}-{max(ranks)}"
     line += f", max relative error {result.max_error:.3e}"
     console.print(line)
+
+
+def _refuse_registry_references(recipe: Path) -> None:
+    """Inputs that are registry references (and no directory here) compose on the registry:
+    say so, instead of the composer's "no adapter_config.json in acme/sql-gen@production"."""
+    from composer.recipe import load_recipe
+
+    inputs = load_recipe(recipe).inputs
+    root = recipe.parent
+    references = [
+        item.adapter
+        for item in inputs
+        if is_reference(item.adapter) and not (root / item.adapter).expanduser().exists()
+    ]
+    if references:
+        fail(
+            f"{', '.join(references)}: registry reference(s), which compose on the registry: "
+            f"run `lorry compose {recipe} --to NAMESPACE/NAME` to compose there and publish "
+            "the result, or pull them (`lorry pull REF DIR`) and name the directories in "
+            "the recipe",
+            "registry_reference",
+        )
 
 
 def compose_command(
@@ -108,6 +130,7 @@ def compose_command(
 
     chosen: Literal["auto", "cpu", "cuda"] | None = device  # type: ignore[assignment]
     try:
+        _refuse_registry_references(recipe)
         if as_json:
             result = compose(recipe, out, device=chosen, overwrite=overwrite)
         else:

@@ -1,4 +1,5 @@
-"""sha256 of files being read or written, in large buffers, off the receiving thread."""
+"""sha256 of files being written, in large buffers, off the receiving thread (files on
+disk: ``composer.fileio.sha256_file``)."""
 
 from __future__ import annotations
 
@@ -8,31 +9,16 @@ import os
 import queue
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 from composer.fileio import set_direct, write_direct_head
 
-__all__ = ["READ_BUFFER", "HashingWriter", "sha256_file"]
+__all__ = ["HashingWriter"]
 
-READ_BUFFER = 8 * 1024 * 1024
 WRITE_BATCH = 8 * 1024 * 1024
 WRITE_PIECE = 64 * 1024
 """Bytes per buffered ``write`` call, as the kernel's own file copy (splice) uses: larger
 writes make Linux fill the page cache with larger folios, several times slower per byte
 when free memory is fragmented or cold (bench/README-transfer.md)."""
-
-
-def sha256_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> str:
-    """sha256 hex of a file, read in large buffers (hashlib releases the GIL on them)."""
-    digest = hashlib.sha256()
-    buffer = bytearray(READ_BUFFER)
-    view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as handle:
-        while n := handle.readinto(view):
-            digest.update(view[:n])
-            if on_bytes is not None:
-                on_bytes(n)
-    return digest.hexdigest()
 
 
 class _Batch:

@@ -23,6 +23,7 @@ from cli.common import (
     RegistryOption,
     echo_json,
     fail,
+    is_reference,
     parse_reference,
     registry_client,
     stderr,
@@ -39,14 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 _OUTTYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_s", "q4_k_m", "q5_k_m", "q6_k")
-
-
-def _is_reference(value: str) -> bool:
-    try:
-        parse_reference(value, allow_ref=True)
-    except typer.BadParameter:
-        return False
-    return True
 
 
 def _fetch_config(client: LorryClient, reference: str, directory: Path) -> Path:
@@ -68,7 +61,7 @@ def _adapter_base_reference(source_dir: Path) -> str | None:
     named = config.get("base_model_name_or_path") if isinstance(config, dict) else None
     if not isinstance(named, str) or Path(named).expanduser().exists():
         return None
-    return named if _is_reference(named) else None
+    return named if is_reference(named) else None
 
 
 def _run_export(
@@ -208,8 +201,8 @@ def gguf_command(
         _report(result, source, as_json, merge_into)
         return
     base_path = Path(base).expanduser() if base is not None else None
-    local_source = source_path.exists() or not _is_reference(source)
-    local_base = base_path is None or base_path.exists() or not _is_reference(str(base))
+    local_source = source_path.exists() or not is_reference(source)
+    local_base = base_path is None or base_path.exists() or not is_reference(str(base))
     if not local_source and not local:
         if base is not None and local_base:
             fail(
@@ -283,7 +276,7 @@ def _local_or_pulled(
 ) -> tuple[Path, str | None]:
     """A local directory as it is, or a registry reference pulled into ``work``."""
     path = Path(value).expanduser()
-    if path.exists() or not _is_reference(value):
+    if path.exists() or not is_reference(value):
         if not path.is_dir():
             fail(f"{value} is neither a directory nor a registry reference", "invalid_input")
         return path, None
@@ -305,7 +298,7 @@ def _merged_export(
     as_json: bool,
 ) -> GGUFExport:
     remote = any(
-        not Path(value).expanduser().exists() and _is_reference(value)
+        not Path(value).expanduser().exists() and is_reference(value)
         for value in (source, merge_into)
     )
     with tempfile.TemporaryDirectory(prefix="lorry-merge-") as scratch:

@@ -1,11 +1,8 @@
-"""`lorry jobs`, `lorry job`, `lorry lineage`, `lorry derived` (REST clients) and
-`lorry worker` (runs composition jobs; it imports the registry, like `serve`)."""
+"""`lorry jobs`, `lorry job`, `lorry lineage`, `lorry derived` (REST clients; `lorry worker`,
+which runs the jobs, is in `cli.server_commands`)."""
 
 from __future__ import annotations
 
-import logging
-import signal
-import threading
 from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -17,6 +14,7 @@ from rich.tree import Tree
 
 from cli.common import (
     JsonOption,
+    LimitOption,
     RegistryOption,
     echo_json,
     fail,
@@ -25,6 +23,7 @@ from cli.common import (
     stdout,
 )
 from cli.remote_compose import follow_job, print_outcome
+from cli.tables import Column, FittedTable
 
 __all__ = ["register"]
 
@@ -63,10 +62,19 @@ def _result(job: dict[str, Any]) -> str:
     return escape(error["code"]) if error else "-"
 
 
-def _jobs_table(items: list[dict[str, Any]], total: int) -> Table:
-    table = Table(title=f"{len(items)} of {total} jobs", title_justify="left")
-    for column in ("id", "state", "target", "progress", "result", "created", "by"):
-        table.add_column(column, no_wrap=column in ("id", "created"))
+def _jobs_table(items: list[dict[str, Any]], total: int) -> FittedTable:
+    table = FittedTable(
+        f"{len(items)} of {total} jobs",
+        [
+            Column("id", key=True),
+            Column("state", key=True),
+            Column("target", key=True),
+            Column("progress", drop=3),
+            Column("result", drop=4),
+            Column("created", drop=2),
+            Column("by", drop=1),
+        ],
+    )
     for job in items:
         table.add_row(
             job["id"],
@@ -117,7 +125,7 @@ def jobs_command(
     repository: Annotated[
         str | None, typer.Option("--repository", "-r", help="Only jobs publishing to NS/NAME.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    limit: LimitOption = 50,
     registry: RegistryOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -242,77 +250,9 @@ def derived_command(
     stdout.print(table)
 
 
-def worker_command(
-    gpu: Annotated[bool, typer.Option("--gpu", help="Take only GPU and device-auto jobs.")] = False,
-    cpu: Annotated[bool, typer.Option("--cpu", help="Take only CPU and device-auto jobs.")] = False,
-    concurrency: Annotated[
-        int | None,
-        typer.Option("--concurrency", min=1, help="Jobs at once (default LORRY_JOB_THREADS)."),
-    ] = None,
-) -> None:
-    """Run composition jobs from the PostgreSQL queue until stopped (SIGTERM / Ctrl-C).
-
-    Start any number of workers, on any machines that reach the same database and
-    blob store (LORRY_DATABASE_URL, LORRY_BLOB_URL, LORRY_S3_*). A job whose
-    worker dies is retried by another worker once its heartbeat is stale.
-    """
-    from registry.config import Settings
-    from registry.db import create_engine_for, ensure_migrated
-    from registry.errors import LorryError
-    from registry.jobs import open_job_queue, queues_for_worker
-    from registry.jobs.checkpointing import CheckpointScheduler
-    from registry.services.audit_checkpoints import CheckpointSetup
-    from registry.storage import open_blob_store
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = Settings()
-    if concurrency is not None:
-        settings.job_threads = concurrency
-    engine = create_engine_for(settings)
-    if engine.dialect.name == "sqlite":
-        fail(
-            "`lorry worker` shares jobs through PostgreSQL; on the embedded SQLite default "
-            "`lorry serve` runs the jobs itself. Set LORRY_DATABASE_URL to a PostgreSQL database"
-        )
-    queues = queues_for_worker(gpu=gpu, cpu=cpu)
-    if gpu and not cpu:
-        import torch
-
-        if not torch.cuda.is_available():
-            fail(
-                "--gpu: this machine has no CUDA device that torch can use; "
-                "run `lorry worker --cpu` here"
-            )
-    try:
-        ensure_migrated(engine)
-        store = open_blob_store(settings)
-        settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-        checkpoints = CheckpointScheduler(
-            engine,
-            CheckpointSetup.from_settings(settings, store),
-            settings.audit_checkpoint_interval_s,
-        )
-        queue = open_job_queue(engine, store, settings, run_jobs=True, queues=queues)
-        queue.start()
-        checkpoints.start()
-    except LorryError as exc:
-        fail(exc.message, exc.code)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    typer.echo(f"worker taking queues {', '.join(queues)}; stop with Ctrl-C", err=True)
-    try:
-        stop.wait()
-    finally:
-        checkpoints.stop()
-        queue.stop()
-        engine.dispose()
-
-
 def register(app: typer.Typer) -> None:
-    """Add jobs, job, lineage, derived and worker to the `lorry` app."""
+    """Add jobs, job, lineage and derived to the `lorry` app."""
     app.command("jobs")(jobs_command)
     app.command("job")(job_command)
     app.command("lineage")(lineage_command)
     app.command("derived")(derived_command)
-    app.command("worker")(worker_command)

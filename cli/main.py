@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
+
 import typer
 
 from cli import (
@@ -20,8 +23,36 @@ app = typer.Typer(
     name="lorry",
     help="Lorry: a registry and composition service for LoRA adapters.",
     no_args_is_help=True,
-    add_completion=False,
 )
+
+
+def _lorry_version() -> str:
+    try:
+        return version("lorry")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"lorry {_lorry_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print lorry's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Lorry: a registry and composition service for LoRA adapters."""
+
 
 server_commands.register(app)
 registry_commands.register(app)
@@ -31,7 +62,6 @@ export_commands.register(app)
 jobs_commands.register(app)
 token_commands.register(app)
 access_commands.register(app)
-# After registry_commands: it turns `audit` into a group with `audit verify`.
 admin_commands.register(app)
 
 if __name__ == "__main__":

@@ -10,13 +10,15 @@ from rich.markup import escape
 
 from cli import render
 from cli.alias_commands import alias_app
+from cli.audit_commands import audit_app
 from cli.common import (
     JsonOption,
     Kind,
+    LimitOption,
+    OffsetOption,
     RegistryOption,
     echo_json,
     parse_reference,
-    parse_time,
     registry_client,
     stderr,
     stdout,
@@ -111,6 +113,12 @@ def pull(
         Path,
         typer.Argument(file_okay=False, metavar="DIR", help="Where to write the files (created)."),
     ],
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Remove files in DIR that are not in the version, then pull."
+        ),
+    ] = False,
     json_out: JsonOption = False,
     registry: RegistryOption = None,
 ) -> None:
@@ -118,11 +126,14 @@ def pull(
 
     REF is a version number, an alias, or a sha256: digest; default latest.
 
-    Files already in DIR with the right sha256 are kept.
+    Files already in DIR with the right sha256 are kept; a DIR holding other files (of
+    another model) is refused unless --overwrite.
     """
     repo, ref = parse_reference(reference, allow_ref=True)
     with registry_client(registry) as client, transfer_progress(json_out) as progress:
-        result = pull_version(client, repo, ref or "latest", directory, progress=progress)
+        result = pull_version(
+            client, repo, ref or "latest", directory, progress=progress, overwrite=overwrite
+        )
     if json_out:
         echo_json(result.as_json())
         return
@@ -133,6 +144,11 @@ def pull(
         f"{render.count(len(result.downloaded_files), 'file')} "
         f"({render.human_bytes(result.downloaded_bytes)}), kept {len(result.kept_files)} "
         "already there"
+        + (
+            f", removed {render.count(len(result.removed_files), 'other file')}"
+            if result.removed_files
+            else ""
+        )
     )
 
 
@@ -147,8 +163,8 @@ def ls(
     base_model: Annotated[str | None, typer.Option("--base-model")] = None,
     tag: Annotated[str | None, typer.Option("--tag")] = None,
     kind: Annotated[Kind | None, typer.Option("--kind")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
-    offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
+    limit: LimitOption = 50,
+    offset: OffsetOption = 0,
     json_out: JsonOption = False,
     registry: RegistryOption = None,
 ) -> None:
@@ -194,55 +210,6 @@ def show(
     stdout.print(render.versions_table(versions["items"], versions["total"]))
 
 
-# -- audit -----------------------------------------------------------------------------------
-
-
-def audit(
-    repo: Annotated[
-        str | None, typer.Option("--repo", metavar="NAMESPACE/NAME", help="One repository.")
-    ] = None,
-    action: Annotated[
-        str | None,
-        typer.Option(
-            "--action",
-            help=(
-                "repository.create, repository.update, version.publish, version.pull, "
-                "alias.set or alias.delete."
-            ),
-        ),
-    ] = None,
-    actor: Annotated[str | None, typer.Option("--actor")] = None,
-    since: Annotated[
-        str | None, typer.Option("--since", help="ISO time or a duration back: 30m, 1h, 7d.")
-    ] = None,
-    until: Annotated[
-        str | None, typer.Option("--until", help="ISO time or a duration back: 30m, 1h, 7d.")
-    ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
-    offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
-    json_out: JsonOption = False,
-    registry: RegistryOption = None,
-) -> None:
-    """Query the audit log, newest first."""
-    repository = parse_reference(repo, allow_ref=False)[0] if repo else None
-    since_iso = parse_time(since, "--since")
-    until_iso = parse_time(until, "--until")
-    with registry_client(registry) as client:
-        page = client.audit(
-            repository=repository,
-            action=action,
-            actor=actor,
-            since=since_iso,
-            until=until_iso,
-            limit=limit,
-            offset=offset,
-        )
-    if json_out:
-        echo_json(page)
-        return
-    stdout.print(render.audit_table(page["items"], page["total"]))
-
-
 def register(app: typer.Typer) -> None:
     """Add the registry commands to the ``lorry`` app."""
     app.command("push")(push)
@@ -250,4 +217,4 @@ def register(app: typer.Typer) -> None:
     app.command("ls")(ls)
     app.command("show")(show)
     app.add_typer(alias_app, name="alias")
-    app.command("audit")(audit)
+    app.add_typer(audit_app, name="audit")

@@ -14,7 +14,6 @@ from urllib.parse import quote
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from cli.client import LorryClient
 from cli.common import (
@@ -29,6 +28,7 @@ from cli.common import (
     transfer_progress,
 )
 from cli.remote_compose import FINISHED, follow_job
+from cli.tables import Column, FittedTable
 from cli.transfer import download_file
 
 __all__ = ["export_in_registry", "exports_command", "print_hints"]
@@ -150,14 +150,21 @@ def print_hints(adapter: bool, out: Path) -> None:
         stdout.print(f"llama.cpp: llama-cli -m {out}  |  Ollama: FROM ./{out.name}")
 
 
-def _exports_table(listing: dict[str, Any]) -> Table:
+def _exports_table(listing: dict[str, Any]) -> FittedTable:
     source = listing["source"]
-    table = Table(
-        title=f"exports of {source['repository']}@{source['version']} ({source['digest'][:19]})",
-        title_justify="left",
+    table = FittedTable(
+        f"exports of {source['repository']}@{source['version']} ({source['digest'][:19]})",
+        [
+            Column("path", key=True),
+            Column("format", key=True),
+            Column("outtype", key=True),
+            Column("size", key=True, justify="right"),
+            Column("sha256", drop=3),
+            Column("from", drop=4),
+            Column("created", drop=2),
+            Column("job", drop=1),
+        ],
     )
-    for column in ("path", "format", "outtype", "size", "sha256", "from", "created", "job"):
-        table.add_column(column, no_wrap=column in ("path", "sha256", "created", "job"))
     for item in listing["items"]:
         lineage = item["lineage"]
         base = lineage.get("base")

@@ -11,6 +11,8 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from cli.tables import Column, FittedTable
+
 __all__ = [
     "alias_history_table",
     "aliases_table",
@@ -80,15 +82,19 @@ def _aliases_text(aliases: dict[str, int] | None) -> str:
     return escape(", ".join(f"{name}→{number}" for name, number in sorted(aliases.items())))
 
 
-def repos_table(items: Sequence[dict[str, Any]], total: int) -> Table:
-    table = Table(title=f"{len(items)} of {total} repositories", title_justify="left")
-    table.add_column("repository", style="bold cyan", no_wrap=True)
-    table.add_column("kind")
-    table.add_column("latest", justify="right")
-    table.add_column("aliases")
-    table.add_column("base model")
-    table.add_column("tags")
-    table.add_column("description", overflow="fold")
+def repos_table(items: Sequence[dict[str, Any]], total: int) -> FittedTable:
+    table = FittedTable(
+        f"{len(items)} of {total} repositories",
+        [
+            Column("repository", key=True, style="bold cyan"),
+            Column("kind", drop=3),
+            Column("latest", key=True, justify="right"),
+            Column("aliases"),
+            Column("base model", drop=4),
+            Column("tags", drop=1),
+            Column("description", drop=2),
+        ],
+    )
     for repo in items:
         latest = repo.get("latest_version")
         table.add_row(
@@ -103,16 +109,20 @@ def repos_table(items: Sequence[dict[str, Any]], total: int) -> Table:
     return table
 
 
-def versions_table(items: Sequence[dict[str, Any]], total: int) -> Table:
-    table = Table(title=f"versions ({total})", title_justify="left")
-    table.add_column("version", justify="right", style="bold")
-    table.add_column("digest", no_wrap=True)
-    table.add_column("aliases")
-    table.add_column("size", justify="right")
-    table.add_column("downloads", justify="right")
-    table.add_column("created")
-    table.add_column("by")
-    table.add_column("message", overflow="fold")
+def versions_table(items: Sequence[dict[str, Any]], total: int) -> FittedTable:
+    table = FittedTable(
+        f"versions ({total})",
+        [
+            Column("version", key=True, justify="right", style="bold"),
+            Column("digest", key=True),
+            Column("aliases"),
+            Column("size", key=True, justify="right"),
+            Column("downloads", drop=2, justify="right"),
+            Column("created", drop=4),
+            Column("by", drop=3),
+            Column("message", drop=1),
+        ],
+    )
     for version in items:
         table.add_row(
             str(version["version"]),
@@ -222,14 +232,18 @@ def version_panel(version: dict[str, Any], *, show_modules: bool = False) -> Gro
     return Group(*parts)
 
 
-def aliases_table(items: Sequence[dict[str, Any]], repository: str) -> Table:
-    table = Table(title=f"aliases of {escape(repository)}", title_justify="left")
-    table.add_column("alias", style="bold cyan")
-    table.add_column("version", justify="right")
-    table.add_column("digest", no_wrap=True)
-    table.add_column("updated")
-    table.add_column("by")
-    table.add_column("reason", overflow="fold")
+def aliases_table(items: Sequence[dict[str, Any]], repository: str) -> FittedTable:
+    table = FittedTable(
+        f"aliases of {escape(repository)}",
+        [
+            Column("alias", key=True, style="bold cyan"),
+            Column("version", key=True, justify="right"),
+            Column("digest", key=True),
+            Column("updated", drop=3),
+            Column("by", drop=2),
+            Column("reason", drop=1),
+        ],
+    )
     for alias in items:
         table.add_row(
             escape(alias["name"]),
@@ -242,14 +256,18 @@ def aliases_table(items: Sequence[dict[str, Any]], repository: str) -> Table:
     return table
 
 
-def alias_history_table(items: Sequence[dict[str, Any]], title: str) -> Table:
-    table = Table(title=escape(title), title_justify="left")
-    table.add_column("at")
-    table.add_column("from", justify="right")
-    table.add_column("to", justify="right")
-    table.add_column("actor")
-    table.add_column("reason", overflow="fold")
-    table.add_column("request id", no_wrap=True)
+def alias_history_table(items: Sequence[dict[str, Any]], title: str) -> FittedTable:
+    table = FittedTable(
+        escape(title),
+        [
+            Column("at", key=True),
+            Column("from", key=True, justify="right"),
+            Column("to", key=True, justify="right"),
+            Column("actor", key=True),
+            Column("reason", drop=2),
+            Column("request id", drop=1),
+        ],
+    )
     for event in items:
         table.add_row(
             _short_time(event.get("at")),
@@ -262,15 +280,19 @@ def alias_history_table(items: Sequence[dict[str, Any]], title: str) -> Table:
     return table
 
 
-def audit_table(items: Sequence[dict[str, Any]], total: int) -> Table:
-    table = Table(title=f"{len(items)} of {total} audit events", title_justify="left")
-    table.add_column("at", no_wrap=True)
-    table.add_column("actor")
-    table.add_column("action", style="bold", no_wrap=True)
-    table.add_column("repository", style="cyan", no_wrap=True)
-    table.add_column("target", no_wrap=True)
-    table.add_column("before", overflow="fold")
-    table.add_column("after", overflow="fold")
+def audit_table(items: Sequence[dict[str, Any]], total: int) -> FittedTable:
+    table = FittedTable(
+        f"{len(items)} of {total} audit events",
+        [
+            Column("at", key=True),
+            Column("actor", key=True),
+            Column("action", key=True, style="bold"),
+            Column("repository", key=True, style="cyan"),
+            Column("target", drop=2),
+            Column("before", drop=1),
+            Column("after", drop=3),
+        ],
+    )
     for event in items:
         table.add_row(
             _short_time(event.get("at")),

@@ -2,8 +2,8 @@
 
 ``lorry token create --admin`` without ``LORRY_TOKEN`` (or with ``--local``)
 writes to the database named by ``LORRY_DATABASE_URL`` directly, like ``lorry
-serve``: the way to create the first admin token. Everything else goes through
-the registry's REST API with the caller's ``LORRY_TOKEN``.
+serve`` (``cli.local``): the way to create the first admin token. Everything else
+goes through the registry's REST API with the caller's ``LORRY_TOKEN``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common import JsonOption, RegistryOption, echo_json, fail, registry_client, stdout
+from cli.common import JsonOption, RegistryOption, echo_json, registry_client, stdout
+from cli.local import LocalOption, local_registry
 
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 policy_app = typer.Typer(
@@ -26,14 +27,6 @@ policy_app = typer.Typer(
 
 _DURATION = re.compile(r"^(\d+)([hdw])$")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
-
-LocalOption = Annotated[
-    bool,
-    typer.Option(
-        "--local",
-        help="Use the database of LORRY_DATABASE_URL directly instead of the REST API.",
-    ),
-]
 
 
 def _expires(value: str | None) -> datetime | None:
@@ -45,24 +38,6 @@ def _expires(value: str | None) -> datetime | None:
             f"{value!r} is not a duration such as 12h, 30d or 8w", param_hint="'--expires-in'"
         )
     return datetime.now(UTC) + timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-
-
-def _local_caller() -> Any:
-    from registry.services.audit import Caller
-
-    return Caller(actor=f"local:{getpass.getuser()}")
-
-
-def _local_session() -> Any:
-    """A session on the configured database, which must be migrated."""
-    from sqlmodel import Session
-
-    from registry.config import Settings
-    from registry.db import create_engine_for, ensure_migrated
-
-    engine = create_engine_for(Settings())
-    ensure_migrated(engine)
-    return Session(engine)
 
 
 def _print_token(token: dict[str, Any], json_out: bool) -> None:
@@ -115,23 +90,15 @@ def create(
         raise typer.BadParameter("give --principal: who uses the token")
     expires_at = _expires(expires_in)
     if local or (admin and not os.environ.get("LORRY_TOKEN") and registry is None):
-        from registry.errors import LorryError
-        from registry.services import tokens
-
-        try:
-            with _local_session() as session:
-                created = tokens.create_token(
-                    session,
-                    _local_caller(),
-                    principal=name,
-                    scopes=scopes,
-                    namespaces=namespaces or ["*"],
-                    description=description,
-                    expires_at=expires_at,
-                )
-        except LorryError as exc:
-            fail(exc.message, exc.code)
-        _print_token(created.model_dump(mode="json"), json_out)
+        with local_registry() as database:
+            created = database.create_token(
+                principal=name,
+                scopes=scopes,
+                namespaces=namespaces or ["*"],
+                description=description,
+                expires_at=expires_at,
+            )
+        _print_token(created, json_out)
         return
     body: dict[str, Any] = {
         "principal": name,
@@ -154,12 +121,8 @@ def list_tokens(
 ) -> None:
     """List tokens (never their secrets)."""
     if local:
-        from registry.services import tokens
-
-        with _local_session() as session:
-            items = tokens.list_tokens(session, include_revoked=include_revoked).model_dump(
-                mode="json"
-            )["items"]
+        with local_registry() as database:
+            items = database.list_tokens(include_revoked=include_revoked)
     else:
         with registry_client(registry) as client:
             items = client.request(
@@ -188,16 +151,8 @@ def revoke(
 ) -> None:
     """Revoke a token at once; it is kept (revoked) so that the audit trail names it."""
     if local:
-        from registry.errors import LorryError
-        from registry.services import tokens
-
-        try:
-            with _local_session() as session:
-                item = tokens.revoke_token(session, _local_caller(), token_id).model_dump(
-                    mode="json"
-                )
-        except LorryError as exc:
-            fail(exc.message, exc.code)
+        with local_registry() as database:
+            item = database.revoke_token(token_id)
     else:
         with registry_client(registry) as client:
             item = client.request("DELETE", f"/api/v1/tokens/{token_id}").json()

@@ -35,9 +35,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cli.client import LorryClient, LorryClientError
-from cli.digests import HashingWriter, sha256_file
+from cli.digests import HashingWriter
+from cli.pull_checks import PARTIAL_SUFFIX, check_pull_target
 from cli.push_checks import PathFilter, check_kind
 from composer.file_rules import PICKLE_EXTENSIONS, refused_pickle_extension
+from composer.fileio import sha256_file
 from composer.paths import colliding_paths, path_problem
 
 __all__ = [
@@ -112,6 +114,7 @@ class PullResult:
     kept_files: list[str]
     downloaded_bytes: int
     timings: dict[str, float] = field(default_factory=dict)
+    removed_files: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -125,6 +128,7 @@ class PullResult:
             "downloaded_files": self.downloaded_files,
             "kept_files": self.kept_files,
             "downloaded_bytes": self.downloaded_bytes,
+            "removed_files": self.removed_files,
         }
 
 
@@ -362,7 +366,7 @@ def download_file(
     ``target``, check its size and sha256 against ``entry``, then rename it into place;
     nothing is left on failure. ``retry`` ends the mismatch message."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.parent / f".{target.name}.{secrets.token_hex(4)}.lorry-partial"
+    temp = target.parent / f".{target.name}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
     # os.open with 0o666 lets the umask decide the mode, as for any file the user creates.
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     writer = HashingWriter(fd)
@@ -400,8 +404,10 @@ def pull_version(
     directory: Path,
     *,
     progress: TransferProgress | None = None,
+    overwrite: bool = False,
 ) -> PullResult:
-    """Download every file of ``repository@ref`` into ``directory``, verified."""
+    """Download every file of ``repository@ref`` into ``directory``, verified; other files
+    there are refused, or removed with ``overwrite`` (``cli.pull_checks``)."""
     progress = progress or TransferProgress()
     started = time.perf_counter()
     version = client.get_version(repository, ref)
@@ -409,6 +415,12 @@ def pull_version(
     pinned = version["digest"]
     entries = version["files"]
     targets = [(entry, _safe_target(directory, entry["path"])) for entry in entries]
+    removed = check_pull_target(
+        directory,
+        (entry["path"] for entry in entries),
+        f"{version['repository']}@{version['version']}",
+        overwrite=overwrite,
+    )
     directory.mkdir(parents=True, exist_ok=True)
 
     wanted = []
@@ -428,6 +440,7 @@ def pull_version(
         downloaded_files=[entry["path"] for entry, _ in wanted],
         kept_files=kept,
         downloaded_bytes=sum(entry["size"] for entry, _ in wanted),
+        removed_files=removed,
         timings={
             "download_s": time.perf_counter() - mark,
             "total_s": time.perf_counter() - started,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -17,6 +16,7 @@ import torch
 from safetensors import safe_open
 
 from composer.errors import AdapterNotFound, InvalidAdapter, UnsupportedAdapter
+from composer.fileio import sha256_file
 
 __all__ = [
     "ADAPTER_CONFIG",
@@ -26,7 +26,6 @@ __all__ = [
     "ModuleFactors",
     "match_pattern_key",
     "read_adapter",
-    "sha256_file",
 ]
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -61,14 +60,6 @@ class AdapterInfo:
     base_model: str | None
     task_type: str | None
     modules: dict[str, ModuleFactors]
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def match_pattern_key(pattern_keys: Iterable[str], module: str) -> str | None:

@@ -1,5 +1,6 @@
-"""Low-level file writing shared by the merged-model writer, the registry's upload spool
-and the CLI's downloads: O_DIRECT on and off, and block preallocation.
+"""Low-level file I/O shared by the merged-model writer, the registry's upload spool and
+jobs, and the CLI's transfers: O_DIRECT on and off, block preallocation, and the sha256
+of a file.
 
 Plain ``os`` calls, no torch, so the registry and the CLI can import it cheaply.
 """
@@ -7,14 +8,34 @@ Plain ``os`` calls, no torch, so the registry and the CLI can import it cheaply.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
+from collections.abc import Callable
+from pathlib import Path
 
-__all__ = ["DIRECT_ALIGNMENT", "preallocate", "set_direct"]
+__all__ = ["DIRECT_ALIGNMENT", "READ_BUFFER", "preallocate", "set_direct", "sha256_file"]
+
+READ_BUFFER = 8 * 1024 * 1024
+"""Bytes per read when hashing: large buffers let hashlib release the GIL for longer."""
 
 DIRECT_ALIGNMENT = 4096
 """O_DIRECT writes need lengths (and buffers, file offsets) aligned to the device's
 logical block size; 4096 satisfies every common one."""
+
+
+def sha256_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> str:
+    """sha256 hex of a file, read in large buffers (hashlib releases the GIL on them);
+    ``on_bytes(n)`` after each read, for progress bars."""
+    digest = hashlib.sha256()
+    buffer = bytearray(READ_BUFFER)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as handle:
+        while n := handle.readinto(view):
+            digest.update(view[:n])
+            if on_bytes is not None:
+                on_bytes(n)
+    return digest.hexdigest()
 
 
 def set_direct(fd: int, direct: bool) -> bool:

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from composer.errors import RecipeError
+from composer.mergekit_config import from_mergekit, is_mergekit_config
 from composer.methods import DeltaMethod, get_method, method_names
 from composer.methods.task_arithmetic import SparseTaskArithmetic
 
@@ -215,11 +216,14 @@ def _format_errors(error: ValidationError) -> str:
 
 
 def parse_recipe(data: Any) -> Recipe:
-    """Validate a recipe given as a mapping (parsed YAML/JSON) or return it as it is."""
+    """Validate a recipe given as a mapping (parsed YAML/JSON; a mergekit merge config is
+    read as the recipe it maps to, ``composer.mergekit_config``) or return it as it is."""
     if isinstance(data, Recipe):
         return data
     if not isinstance(data, dict):
         raise RecipeError("invalid recipe: expected a mapping with method, inputs and output")
+    if is_mergekit_config(data):
+        data = from_mergekit(data)
     try:
         return Recipe.model_validate(data)
     except ValidationError as error:

@@ -46,7 +46,8 @@ def atomic_output(out_dir: Path, *, overwrite: bool = False) -> Iterator[Path]:
             raise OutputExists(f"output {out_dir} exists and is not a directory")
         if any(out_dir.iterdir()) and not overwrite:
             raise OutputExists(
-                f"output directory {out_dir} is not empty; choose another or pass overwrite"
+                f"output directory {out_dir} is not empty; choose another or pass overwrite=True "
+                "(`lorry compose --overwrite`)"
             )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))

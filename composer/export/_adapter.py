@@ -39,7 +39,8 @@ def find_base_config(adapter_dir: Path, base: Path | None) -> Path:
         if not named or not (Path(named).expanduser() / "config.json").is_file():
             raise InvalidBaseModel(
                 f"the base model {named!r} of {adapter_dir} is not a local directory; "
-                "give the base model's directory (its config.json is enough) as base"
+                "give the base model's directory (its config.json is enough) as base "
+                "(`lorry export gguf ... --base DIR`)"
             )
         return Path(named).expanduser() / "config.json"
     candidate = base / "config.json" if base.is_dir() else base

@@ -117,7 +117,9 @@ def check_output(out: Path, overwrite: bool) -> None:
     if out.is_dir():
         raise OutputExists(f"{out} is a directory; give the path of the .gguf file to write")
     if out.exists() and not overwrite:
-        raise OutputExists(f"{out} exists; pass overwrite to replace it")
+        raise OutputExists(
+            f"{out} exists; pass overwrite=True (`--overwrite` in the CLI) to replace it"
+        )
 
 
 _PIECE_VALUES = 1 << 20

@@ -62,7 +62,8 @@ def card_body(text: str) -> str:
 
 
 def render_markdown(body: str) -> str:
-    return _markdown().render(body)
+    html: str = _markdown().render(body)  # markdown-it types its renderers' output as Any
+    return html
 
 
 def rendered_card(

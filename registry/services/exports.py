@@ -104,7 +104,7 @@ def _parse_base(text_ref: str) -> tuple[str, str, str]:
     except InvalidInput:
         raise InvalidReference(
             f"base {text_ref!r} is not a registry reference; name the base model as "
-            "NAMESPACE/NAME[@REF], e.g. acme/llama-3-8b@1"
+            "NAMESPACE/NAME[@REF], e.g. `--base acme/llama-3-8b@1`"
         ) from None
     return namespace, name, ref or "latest"
 
@@ -139,7 +139,7 @@ def _resolve_base(
         if requested is not None:
             raise InvalidInput(
                 f"{repo_id} holds models, which export with their own config.json; "
-                "leave base out (it is for adapters)"
+                "leave base out (`--base` in the CLI; it is for adapters)"
             )
         return None
     reference = requested or _registry_base(session, version)
@@ -147,7 +147,8 @@ def _resolve_base(
         raise InvalidInput(
             f"the base model of {repo_id}@{version.number} is {version.base_model!r}, which is "
             "not a repository of this registry; push the base model as a model repository and "
-            "give it as base: NAMESPACE/NAME[@REF] (its config.json names the GGUF tensors)"
+            "give it as base (`--base NAMESPACE/NAME[@REF]` in the CLI; its config.json names "
+            "the GGUF tensors)"
         )
     namespace, name, ref = _parse_base(reference)
     if check_access is not None:

@@ -88,7 +88,7 @@ def pattern_condition(column: Any, pattern: str, *, repository: bool) -> ColumnE
         return false()
     if not _WILDCARDS.intersection(base):
         if repository:
-            return func.substr(column, 1, len(base) + 1) == f"{base}/"  # type: ignore[no-any-return]
+            return func.substr(column, 1, len(base) + 1) == f"{base}/"
         return column == base  # type: ignore[no-any-return]
     anchored = f"^{_regex(base)}/" if repository else f"^{_regex(base)}$"
     return column.regexp_match(anchored)  # type: ignore[no-any-return]

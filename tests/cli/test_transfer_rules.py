@@ -12,8 +12,9 @@ import typer
 
 from cli.client import LorryClient, LorryClientError, resolve_base_url
 from cli.common import parse_reference, parse_time
-from cli.digests import HashingWriter, sha256_file
+from cli.digests import HashingWriter
 from cli.transfer import scan_directory
+from composer.fileio import sha256_file
 
 
 def _adapter(root: Path) -> Path:

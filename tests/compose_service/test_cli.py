@@ -12,7 +12,7 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from cli import compose_commands, jobs_commands
+from cli import compose_commands, jobs_commands, server_commands
 from registry.config import Settings
 from tests.support.compositions import publish_skills, sql_formal_recipe
 from tests.support.processes import free_port, lorry_process, settings_env
@@ -34,6 +34,7 @@ def _lorry() -> typer.Typer:
     app = typer.Typer()
     compose_commands.register(app)
     jobs_commands.register(app)
+    server_commands.register(app)  # lorry worker
     return app
 
 

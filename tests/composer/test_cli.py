@@ -63,6 +63,7 @@ def test_compose_command_shows_a_summary_and_refuses_an_existing_output(
     again = runner.invoke(_app(), ["compose", str(recipe), "--out", str(tmp_path / "out")])
     assert again.exit_code == 1
     assert "not empty" in again.stderr
+    assert "lorry compose --overwrite" in " ".join(again.stderr.split())
     forced = runner.invoke(
         _app(), ["compose", str(recipe), "--out", str(tmp_path / "out"), "--overwrite"]
     )
@@ -107,3 +108,23 @@ def test_lorry_process_composes_a_recipe(tmp_path: Path, adapter_a: Path, adapte
     assert process.returncode == 0, process.stderr
     assert json.loads(process.stdout)["out_dir"] == str(tmp_path / "out")
     assert (tmp_path / "out" / "README.md").is_file()
+
+
+def test_local_compose_of_registry_references_says_they_compose_on_the_registry(
+    tmp_path: Path, adapter_a: Path
+) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "method: linear\n"
+        "inputs:\n"
+        f"  - adapter: {adapter_a}\n"
+        "  - adapter: acme/sql-gen@production\n    weight: 0.5\n"
+    )
+
+    result = CliRunner().invoke(_app(), ["compose", str(recipe), "--out", str(tmp_path / "o")])
+
+    assert result.exit_code == 1
+    message = " ".join(result.stderr.split())
+    assert "acme/sql-gen@production: registry reference(s)" in message
+    assert "--to NAMESPACE/NAME" in message and "[registry_reference]" in message
+    assert not (tmp_path / "o").exists()

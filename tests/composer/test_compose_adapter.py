@@ -162,7 +162,7 @@ def test_negation_flips_the_delta_of_its_input(
 def test_card_records_lineage_method_and_errors(
     tmp_path: Path, adapter_a: Path, adapter_b: Path
 ) -> None:
-    from composer.adapters import sha256_file
+    from composer.fileio import sha256_file
 
     recipe = {
         "method": "linear",

@@ -3,16 +3,14 @@ outputs stored back, and the library versions their lineage records."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 from collections.abc import Iterable
 from pathlib import Path
 
+from composer.fileio import sha256_file
 from registry.storage.base import BlobStore
 
 __all__ = ["library_versions", "materialise", "store_file"]
-
-_CHUNK = 1 << 20
 
 
 def materialise(store: BlobStore, files: list[tuple[str, str]], directory: Path) -> None:
@@ -31,11 +29,7 @@ def store_file(store: BlobStore, path: Path) -> tuple[str, int]:
 
     The size is taken before ``put_file``, which may move the file away.
     """
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    sha256 = digest.hexdigest()
+    sha256 = sha256_file(path)
     size = path.stat().st_size
     if not store.exists(sha256):
         store.put_file(path, sha256)
