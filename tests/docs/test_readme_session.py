@@ -8,21 +8,26 @@ have. The commands themselves are the README's bytes; nothing is downloaded.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.docs.sessions import REPO, runnable_commands, split_commands
+from tests.docs.sessions import (
+    REPO,
+    clone_dir,
+    run_session,
+    runnable_commands,
+    runnable_steps,
+    session_env,
+    split_commands,
+)
 
 README = REPO / "README.md"
 
-# Output each command of the session must print (the start of a command names it). Every
-# key must match a command of the block, so that a changed session changes this too.
+# What each command of the session must print, keyed by the start of the command.
 EXPECTED: dict[str, list[str]] = {
     "python docs/examples/make_adapter.py ./out ": [],
     "python docs/examples/make_adapter.py ./out-v2 ": [],
@@ -48,50 +53,11 @@ EXPECTED: dict[str, list[str]] = {
 }
 
 
-def _session_env(url: str, home: Path) -> dict[str, str]:
-    """The user's shell: the project's environment activated, ``LORRY_URL`` set."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("LORRY_")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["LORRY_URL"] = url
-    env["HOME"] = str(home)
-    env["COLUMNS"] = "200"
-    return env
-
-
-def _expectations_for(commands: list[str]) -> list[list[str]]:
-    matched: list[list[str]] = []
-    for command in commands:
-        keys = [key for key in EXPECTED if (command + " ").startswith(key)]
-        assert len(keys) == 1, f"the session's command {command!r} matches {keys} in EXPECTED"
-        matched.append(EXPECTED[keys[0]])
-    unused = set(EXPECTED) - {
-        key for key in EXPECTED for c in commands if (c + " ").startswith(key)
-    }
-    assert not unused, f"EXPECTED names commands the README no longer has: {sorted(unused)}"
-    return matched
-
-
+@pytest.mark.slow
 def test_readme_first_session_runs_as_written(registry_url: str, tmp_path: Path) -> None:
-    commands = runnable_commands(README, "first-session")
-    expectations = _expectations_for(commands)
-    workdir = tmp_path / "clone"
-    workdir.mkdir()
-    # The session runs in a clone of the repository: its scripts are where it says.
-    (workdir / "docs").symlink_to(REPO / "docs", target_is_directory=True)
-    env = _session_env(registry_url, tmp_path / "user-home")
-    for command, expected in zip(commands, expectations, strict=True):
-        done = subprocess.run(
-            ["bash", "-c", command],
-            cwd=workdir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        output = done.stdout + done.stderr
-        assert done.returncode == 0, f"`{command}` exited {done.returncode}:\n{output}"
-        for text in expected:
-            assert text in output, f"`{command}` did not print {text!r}:\n{output}"
+    workdir = clone_dir(tmp_path)
+    env = session_env(registry_url, tmp_path / "user-home")
+    run_session(runnable_steps(README, "first-session"), EXPECTED, workdir, env)
 
     # What was pulled is what `production` names: version 2, pushed from ./out-v2.
     pulled = load_file(workdir / "sql-gen" / "adapter_model.safetensors")
@@ -111,10 +77,10 @@ def test_readme_example_adapter_loads_in_peft(tmp_path: Path) -> None:
     from tests.factories import build_tiny_llama, load_tiny_llama
 
     make = next(c for c in runnable_commands(README, "first-session") if "make_adapter" in c)
-    (tmp_path / "docs").symlink_to(REPO / "docs", target_is_directory=True)
-    env = _session_env("http://127.0.0.1:1", tmp_path / "user-home")
-    subprocess.run(["bash", "-c", make], cwd=tmp_path, env=env, check=True, timeout=120)
-    adapter_dir = tmp_path / make.split()[2]
+    workdir = clone_dir(tmp_path)
+    env = session_env(None, tmp_path / "user-home")
+    subprocess.run(["bash", "-c", make], cwd=workdir, env=env, check=True, timeout=120)
+    adapter_dir = workdir / make.split()[2]
     base = load_tiny_llama(build_tiny_llama(tmp_path / "tiny-llama"))
     model = PeftModel.from_pretrained(base, str(adapter_dir))
     saved = load_file(adapter_dir / "adapter_model.safetensors")
