@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -84,7 +85,7 @@ def test_readme_example_adapter_loads_in_peft(tmp_path: Path) -> None:
     base = load_tiny_llama(build_tiny_llama(tmp_path / "tiny-llama"))
     model = PeftModel.from_pretrained(base, str(adapter_dir))
     saved = load_file(adapter_dir / "adapter_model.safetensors")
-    layer = model.base_model.model.model.layers[1].self_attn.v_proj
+    layer: Any = model.get_submodule("base_model.model.model.layers.1.self_attn.v_proj")
     a = saved["base_model.model.model.layers.1.self_attn.v_proj.lora_A.weight"]
     b = saved["base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight"]
     assert torch.equal(layer.lora_A["default"].weight, a)
