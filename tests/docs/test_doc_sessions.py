@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from tests.docs.sessions import REPO, clone_dir, run_session, runnable_steps, session_env
 
@@ -98,3 +100,38 @@ def test_registry_jobs_session_runs_as_written(registry_url: str, tmp_path: Path
     assert _without_digests(lineage.strip().splitlines()) == _without_digests(
         _lineage_shown(REGISTRY_JOBS.read_text())
     )
+
+
+HUGGING_FACE = REPO / "docs" / "hugging-face.md"
+
+
+@pytest.mark.slow
+def test_hugging_face_pulls_run_after_the_first_session(registry_url: str, tmp_path: Path) -> None:
+    from tests.docs.test_readme_session import EXPECTED as FIRST_SESSION
+
+    workdir = clone_dir(tmp_path)
+    env = session_env(registry_url, tmp_path / "user-home")
+    run_session(runnable_steps(REPO / "README.md", "first-session"), FIRST_SESSION, workdir, env)
+    # `export HF_ENDPOINT=...` as the page says, at this test's port; a private cache.
+    env |= {"HF_ENDPOINT": registry_url, "HF_HOME": str(tmp_path / "hf-home")}
+    (python_output,) = run_session(
+        runnable_steps(HUGGING_FACE, "hf-pull-python"), {"python:": []}, workdir, env
+    )
+    printed = re.search(r"^(/\S+) (/\S+)$", python_output, re.M)
+    assert printed, python_output
+    folder, config = printed.groups()
+    production = load_file(Path(folder) / "adapter_model.safetensors")
+    pushed = load_file(workdir / "out-v2" / "adapter_model.safetensors")
+    assert all(torch.equal(production[name], pushed[name]) for name in pushed)
+    assert Path(config).read_bytes() == (workdir / "out" / "adapter_config.json").read_bytes()
+
+    (workdir / "sql-gen").rename(workdir / "sql-gen-by-lorry")
+    run_session(
+        runnable_steps(HUGGING_FACE, "hf-pull-cli"),
+        {"hf download acme/sql-gen --revision production": []},
+        workdir,
+        env,
+    )
+    for name in ("adapter_config.json", "adapter_model.safetensors", "README.md"):
+        by_hf = (workdir / "sql-gen" / name).read_bytes()
+        assert by_hf == (workdir / "sql-gen-by-lorry" / name).read_bytes(), name
