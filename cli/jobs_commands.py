@@ -261,6 +261,7 @@ def worker_command(
     from registry.errors import LorryError
     from registry.jobs import open_job_queue, queues_for_worker
     from registry.jobs.checkpointing import CheckpointScheduler
+    from registry.jobs.outbox import OutboxWorker
     from registry.services.audit_checkpoints import CheckpointSetup
     from registry.storage import open_blob_store
 
@@ -295,6 +296,8 @@ def worker_command(
         queue = open_job_queue(engine, store, settings, run_jobs=True, queues=queues)
         queue.start()
         checkpoints.start()
+        outbox = OutboxWorker(engine, settings)
+        outbox.start()
     except LorryError as exc:
         fail(exc.message, exc.code)
     stop = threading.Event()
@@ -305,6 +308,7 @@ def worker_command(
         stop.wait()
     finally:
         checkpoints.stop()
+        outbox.stop()
         queue.stop()
         engine.dispose()
 

@@ -1,0 +1,219 @@
+"""The outbox: messages written in the transaction of the change they report.
+
+``enqueue_for_event`` is called by ``record_event`` for every audit event: when the
+event is one that webhooks subscribe to, a delivery row is added for each matching
+subscription; when it moves or deletes an alias that deployment targets follow, a
+rollout row is added for each target (with its ``deployment.request`` event). The rows
+commit, or vanish, with the change; the workers of ``registry.jobs.outbox`` send them.
+A change never waits for a delivery.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from fnmatch import fnmatchcase
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from registry.outbox_schemas import WEBHOOK_EVENTS, EventPayload
+from registry.services.audit_chain import defer_event
+from registry.tables import (
+    AuditEvent,
+    DeploymentTarget,
+    OutboxDelivery,
+    Repository,
+    Version,
+    WebhookSubscription,
+    utcnow,
+)
+
+ROLLOUT = "deployment.rollout"
+"""The ``event`` of a rollout delivery (its payload's ``action`` is ``load`` or ``unload``)."""
+DEPLOYMENT_REQUEST = "deployment.request"
+DEPLOYMENT_SUCCEED = "deployment.succeed"
+DEPLOYMENT_FAIL = "deployment.fail"
+_ALIAS_EVENTS = ("alias.set", "alias.delete")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def event_payload(event: AuditEvent, event_id: str) -> dict[str, Any]:
+    payload = EventPayload(
+        event_id=event_id,
+        type=event.action,
+        at=event.at,
+        actor=event.actor,
+        repository=event.repository,
+        target=event.target,
+        before=event.before,
+        after=event.after,
+        request_id=event.request_id,
+    )
+    return payload.model_dump(mode="json", by_alias=True)
+
+
+def add_delivery(
+    session: Session,
+    *,
+    event_id: str,
+    event: str,
+    repository: str | None,
+    payload: dict[str, Any],
+    subscription_id: int | None = None,
+    target_id: int | None = None,
+    redelivery_of: str | None = None,
+    now: datetime | None = None,
+) -> OutboxDelivery:
+    row = OutboxDelivery(
+        id=new_id(),
+        event_id=event_id,
+        event=event,
+        repository=repository,
+        subscription_id=subscription_id,
+        target_id=target_id,
+        payload=payload,
+        state="pending",
+        next_attempt_at=now or utcnow(),
+        redelivery_of=redelivery_of,
+    )
+    session.add(row)
+    return row
+
+
+def _matching_subscriptions(session: Session, event: AuditEvent) -> list[WebhookSubscription]:
+    if event.repository is None or "/" not in event.repository:
+        return []
+    namespace, name = event.repository.split("/", 1)
+    rows = session.exec(
+        select(WebhookSubscription).where(WebhookSubscription.namespace == namespace)
+    ).all()
+    return [
+        row for row in rows if event.action in row.events and fnmatchcase(name, row.repositories)
+    ]
+
+
+def enqueue_for_event(session: Session, event: AuditEvent) -> None:
+    """Add the deliveries that ``event`` causes to the session (module docstring)."""
+    if event.action in WEBHOOK_EVENTS:
+        subscriptions = _matching_subscriptions(session, event)
+        if subscriptions:
+            event_id = new_id()
+            payload = event_payload(event, event_id)
+            for subscription in subscriptions:
+                add_delivery(
+                    session,
+                    event_id=event_id,
+                    event=event.action,
+                    repository=event.repository,
+                    payload=payload,
+                    subscription_id=subscription.id,
+                )
+    if event.action in _ALIAS_EVENTS and event.repository is not None:
+        alias = event.target.rsplit("@", 1)[-1]
+        version = (event.after or {}).get("version")
+        targets = session.exec(
+            select(DeploymentTarget).where(
+                DeploymentTarget.repository == event.repository, DeploymentTarget.alias == alias
+            )
+        ).all()
+        for target in targets:
+            request_rollout(
+                session, target, version, actor=event.actor, request_id=event.request_id
+            )
+
+
+def _digest_of(session: Session, repository: str, number: int) -> str | None:
+    namespace, name = repository.split("/", 1)
+    digest = session.exec(
+        select(Version.digest)
+        .join(Repository, col(Repository.id) == col(Version.repository_id))
+        .where(Repository.namespace == namespace, Repository.name == name, Version.number == number)
+    ).first()
+    return f"sha256:{digest}" if digest is not None else None
+
+
+def request_rollout(
+    session: Session,
+    target: DeploymentTarget,
+    version: int | None,
+    *,
+    actor: str,
+    request_id: str | None,
+) -> OutboxDelivery:
+    """Queue a rollout of ``version`` (``None``: unload) to ``target``, superseding the
+    rollouts of it still pending, and record ``deployment.request``."""
+    assert target.id is not None
+    session.connection().execute(
+        update(OutboxDelivery)
+        .where(
+            col(OutboxDelivery.target_id) == target.id,
+            col(OutboxDelivery.state) == "pending",
+        )
+        .values(state="superseded", finished_at=utcnow())
+    )
+    event_id = new_id()
+    payload: dict[str, Any] = {
+        "schema": 1,
+        "event_id": event_id,
+        "type": ROLLOUT,
+        "action": "unload" if version is None else "load",
+        "deployment_id": target.id,
+        "repository": target.repository,
+        "alias": target.alias,
+        "version": version,
+        "digest": None if version is None else _digest_of(session, target.repository, version),
+        "lora_name": target.lora_name,
+    }
+    row = add_delivery(
+        session,
+        event_id=event_id,
+        event=ROLLOUT,
+        repository=target.repository,
+        payload=payload,
+        target_id=target.id,
+    )
+    record_deployment_event(
+        session,
+        DEPLOYMENT_REQUEST,
+        target,
+        actor=actor,
+        request_id=request_id,
+        after={
+            "deployment": target.id,
+            "delivery": row.id,
+            "action": payload["action"],
+            "version": version,
+            "url": target.url,
+            "lora_name": target.lora_name,
+        },
+    )
+    return row
+
+
+def record_deployment_event(
+    session: Session,
+    action: str,
+    target: DeploymentTarget,
+    *,
+    actor: str,
+    request_id: str | None = None,
+    after: dict[str, Any],
+) -> None:
+    """A rollout step in the audit log (and to the webhooks that subscribe to it)."""
+    event = AuditEvent(
+        at=utcnow(),
+        actor=actor,
+        action=action,
+        repository=target.repository,
+        target=f"deployment:{target.id}",
+        before=None,
+        after=after,
+        request_id=request_id,
+    )
+    defer_event(session, event)
+    enqueue_for_event(session, event)
