@@ -13,6 +13,7 @@ from cli import (
     registry_commands,
     repo_commands,
     server_commands,
+    serving_commands,
     token_commands,
 )
 
@@ -31,6 +32,7 @@ export_commands.register(app)
 jobs_commands.register(app)
 token_commands.register(app)
 access_commands.register(app)
+serving_commands.register(app)
 # After registry_commands: it turns `audit` into a group with `audit verify`.
 admin_commands.register(app)
 
