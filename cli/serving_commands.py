@@ -180,23 +180,38 @@ def webhook_redeliver(
 def deploy_add(
     repository: Annotated[str, typer.Argument(metavar="NAMESPACE/NAME")],
     alias: Annotated[str, typer.Option("--alias", help="The alias the server follows.")],
-    vllm: Annotated[str, typer.Option("--vllm", help="Base URL of the vLLM server.")],
-    name: Annotated[str, typer.Option("--name", help="The LoRA name vLLM serves it under.")],
+    vllm: Annotated[str | None, typer.Option("--vllm", help="Base URL of a vLLM server.")] = None,
+    webhook: Annotated[
+        str | None,
+        typer.Option("--webhook", help="A URL that gets each rollout as a signed JSON POST."),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="The LoRA name the server serves it under (vLLM: needed)."),
+    ] = None,
     json_out: JsonOption = False,
     registry: RegistryOption = None,
 ) -> None:
-    """Make a vLLM server follow ALIAS: every move of it loads the new version there."""
+    """Make a server follow ALIAS: every move of it rolls the new version out there."""
     repo, _ = parse_reference(repository, allow_ref=False)
-    body = {"alias": alias, "kind": "vllm", "url": vllm, "lora_name": name}
+    if (vllm is None) == (webhook is None):
+        fail("give exactly one of --vllm URL and --webhook URL", "invalid_input")
+    if vllm is not None and name is None:
+        fail("--vllm needs --name: the LoRA name vLLM serves the adapter under", "invalid_input")
+    kind, url = ("vllm", vllm) if vllm is not None else ("webhook", webhook)
+    lora_name = name or repo.split("/", 1)[1]
+    body = {"alias": alias, "kind": kind, "url": url, "lora_name": lora_name}
     with registry_client(registry) as client:
         created = client.request("POST", f"{API}/repos/{repo}/deployments", json=body).json()
     if json_out:
         echo_json(created)
         return
     typer.echo(
-        f"deployment {created['id']}: {vllm} serves {repo}@{alias} as {name!r}; "
+        f"deployment {created['id']}: {kind} {url} serves {repo}@{alias} as {lora_name!r}; "
         f"rolling out version {created['alias_version']}"
     )
+    if created.get("secret"):
+        typer.echo(f"signing secret (shown only now): {created['secret']}")
 
 
 @deploy_app.command("ls")

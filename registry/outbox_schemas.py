@@ -120,6 +120,7 @@ class DeploymentCreate(BaseModel):
     kind: str = Field(default="vllm", max_length=32)
     url: str = Field(max_length=2048)
     lora_name: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._:@/-]+$")
+    """The name the server serves the adapter under (vLLM's ``lora_name``)."""
 
 
 class DeploymentOut(BaseModel):
@@ -143,6 +144,8 @@ class DeploymentOut(BaseModel):
     """Rollouts not yet delivered (retrying when ``last_error`` is set)."""
     created_by: str
     created_at: datetime
+    secret: str | None = None
+    """The signing secret of a ``webhook`` target: in the response that creates it, only."""
 
 
 class DeploymentList(BaseModel):

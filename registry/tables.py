@@ -359,6 +359,8 @@ class DeploymentTarget(SQLModel, table=True):
     kind: str = Field(sa_column=Column(String(32), nullable=False))
     url: str = Field(sa_column=Column(String(2048), nullable=False))
     lora_name: str = Field(sa_column=Column(String(255), nullable=False))
+    secret: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
+    """Signs the rollouts of kinds that sign (``webhook``); returned only at creation."""
     served_version: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
     served_digest: str | None = Field(default=None, sa_column=Column(String(71), nullable=True))
     served_since: datetime | None = Field(

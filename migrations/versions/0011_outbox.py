@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("url", sa.String(2048), nullable=False),
         sa.Column("lora_name", sa.String(255), nullable=False),
+        sa.Column("secret", sa.String(255), nullable=True),
         sa.Column("served_version", sa.Integer(), nullable=True),
         sa.Column("served_digest", sa.String(71), nullable=True),
         sa.Column("served_since", sa.DateTime(timezone=True), nullable=True),

@@ -43,7 +43,7 @@ from registry.services.target_kinds import (
     Superseded,
     target_kind,
 )
-from registry.services.webhook_signing import sign
+from registry.services.webhook_signing import signed_headers
 from registry.tables import DeploymentTarget, OutboxDelivery, WebhookSubscription, utcnow
 
 logger = logging.getLogger(__name__)
@@ -140,7 +140,25 @@ class OutboxWorker:
         self._finish(claim, outcome)
         return True
 
+    def _due(self) -> bool:
+        """Whether a delivery is due, read without the write lock (which an idle poll on
+        SQLite would otherwise take every ``outbox_poll_s``)."""
+        with Session(self.engine) as session:
+            return (
+                session.exec(
+                    select(OutboxDelivery.id)
+                    .where(
+                        OutboxDelivery.state == "pending",
+                        col(OutboxDelivery.next_attempt_at) <= utcnow(),
+                    )
+                    .limit(1)
+                ).first()
+                is not None
+            )
+
     def _claim(self) -> Claim | None:
+        if not self._due():
+            return None
         lease = timedelta(seconds=self.settings.outbox_timeout_s + LEASE_MARGIN_S)
         with Session(self.engine) as session:
             try:
@@ -183,19 +201,13 @@ class OutboxWorker:
             target = session.get(DeploymentTarget, claim.target_id)
             if target is None:
                 raise PermanentFailure("the deployment target was removed")
-            return target_kind(target.kind).rollout_request(session, target, claim.payload)
+            kind = target_kind(target.kind)
+            return kind.rollout_request(session, target, claim.payload, claim.id)
         subscription = session.get(WebhookSubscription, claim.subscription_id)
         if subscription is None:
             raise PermanentFailure("the webhook was removed")
         body = json.dumps(claim.payload, separators=(",", ":"), sort_keys=True).encode()
-        timestamp = int(time.time())
-        headers = {
-            "Content-Type": "application/json",
-            "X-Lorry-Delivery-Id": claim.id,
-            "X-Lorry-Timestamp": str(timestamp),
-            "X-Lorry-Event": claim.event,
-            "X-Lorry-Signature": sign(subscription.secret, claim.id, timestamp, body),
-        }
+        headers = signed_headers(subscription.secret, claim.id, claim.event, body)
         return Outgoing(subscription.url, body, headers)
 
     def _deliver(self, claim: Claim) -> Outcome:

@@ -22,6 +22,7 @@ from registry.services.refs import resolve_ref
 from registry.services.repositories import find_repository, lock_repository
 from registry.services.target_kinds import target_kind
 from registry.services.visibility import EVERYTHING, Visibility
+from registry.services.webhook_signing import new_secret
 from registry.tables import DeploymentTarget, OutboxDelivery, utcnow
 
 DEPLOYMENT_ADD = "deployment.add"
@@ -96,6 +97,7 @@ def add_deployment(
             kind=kind.name,
             url=request.url,
             lora_name=request.lora_name,
+            secret=new_secret() if kind.signs else None,
             created_by=caller.actor,
             created_at=utcnow(),
         )
@@ -127,7 +129,9 @@ def add_deployment(
     except BaseException:
         session.rollback()
         raise
-    return deployment_out(session, row)
+    created = deployment_out(session, row)
+    created.secret = row.secret
+    return created
 
 
 def list_deployments(

@@ -30,6 +30,7 @@ from registry.errors import InvalidInput, LorryError
 from registry.services.hub import resolve_revision
 from registry.services.refs import resolve_ref
 from registry.services.repositories import find_repository
+from registry.services.webhook_signing import signed_headers
 from registry.tables import DeploymentTarget, Repository
 
 
@@ -55,12 +56,14 @@ def _json_request(url: str, document: dict[str, Any]) -> Outgoing:
 
 class TargetKind(Protocol):
     name: str
+    signs: bool
+    """Whether its rollouts are signed with the target's secret (made at creation)."""
 
     def check_target(self, session: Session, repository: Repository, alias: str) -> None:
         """Refuse (``InvalidInput``) a target that this kind could never roll out to."""
 
     def rollout_request(
-        self, session: Session, target: DeploymentTarget, rollout: dict[str, Any]
+        self, session: Session, target: DeploymentTarget, rollout: dict[str, Any], delivery_id: str
     ) -> Outgoing:
         """The request that makes ``target`` serve the rollout's version."""
 
@@ -73,8 +76,14 @@ def _alias_version(session: Session, repository: str, alias: str) -> int | None:
         return None
 
 
+def _check_current(session: Session, target: DeploymentTarget, version: int | None) -> None:
+    if _alias_version(session, target.repository, target.alias) != version:
+        raise Superseded
+
+
 class VllmKind:
     name = "vllm"
+    signs = False
 
     def check_target(self, session: Session, repository: Repository, alias: str) -> None:
         if repository.main_alias != alias:
@@ -87,11 +96,10 @@ class VllmKind:
             )
 
     def rollout_request(
-        self, session: Session, target: DeploymentTarget, rollout: dict[str, Any]
+        self, session: Session, target: DeploymentTarget, rollout: dict[str, Any], delivery_id: str
     ) -> Outgoing:
         version = rollout["version"]
-        if _alias_version(session, target.repository, target.alias) != version:
-            raise Superseded
+        _check_current(session, target, version)
         base = target.url.rstrip("/")
         if version is None:
             return _json_request(f"{base}/v1/unload_lora_adapter", {"lora_name": target.lora_name})
@@ -112,7 +120,29 @@ class VllmKind:
         )
 
 
-KINDS: dict[str, TargetKind] = {VllmKind.name: VllmKind()}
+class WebhookKind:
+    """A plain webhook: the rollout's JSON (``action``, ``version``, ``digest``, ...) is
+    posted to the URL, signed like webhook deliveries (``registry.services.webhook_signing``)
+    with the target's own secret; the receiver loads the version however it serves."""
+
+    name = "webhook"
+    signs = True
+
+    def check_target(self, session: Session, repository: Repository, alias: str) -> None:
+        return None
+
+    def rollout_request(
+        self, session: Session, target: DeploymentTarget, rollout: dict[str, Any], delivery_id: str
+    ) -> Outgoing:
+        _check_current(session, target, rollout["version"])
+        assert target.secret is not None
+        body = json.dumps(rollout, separators=(",", ":"), sort_keys=True).encode()
+        return Outgoing(
+            target.url, body, signed_headers(target.secret, delivery_id, rollout["type"], body)
+        )
+
+
+KINDS: dict[str, TargetKind] = {VllmKind.name: VllmKind(), WebhookKind.name: WebhookKind()}
 
 
 def target_kind(name: str) -> TargetKind:

@@ -31,6 +31,18 @@ def sign(secret: str, delivery_id: str, timestamp: int, body: bytes) -> str:
     return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode('ascii')}"
 
 
+def signed_headers(secret: str, delivery_id: str, event: str, body: bytes) -> dict[str, str]:
+    """The headers of one signed JSON delivery attempt (signed now)."""
+    timestamp = int(time.time())
+    return {
+        "Content-Type": "application/json",
+        "X-Lorry-Delivery-Id": delivery_id,
+        "X-Lorry-Timestamp": str(timestamp),
+        "X-Lorry-Event": event,
+        "X-Lorry-Signature": sign(secret, delivery_id, timestamp, body),
+    }
+
+
 def verify(
     secret: str,
     delivery_id: str,

@@ -148,3 +148,36 @@ def test_removing_a_target_stops_rollouts(
     duplicate = {"alias": "production", "url": "http://127.0.0.1:9", "lora_name": "x"}
     assert client.post(f"{REPO}/deployments", json=duplicate).status_code == 201
     assert client.post(f"{REPO}/deployments", json=duplicate).status_code == 409
+
+
+def test_a_webhook_target_gets_signed_rollouts(
+    client: TestClient, adapter_files: dict[str, bytes]
+) -> None:
+    """The plain ``webhook`` kind: no ``main`` requirement; each rollout is a signed POST."""
+    from tests.serving.test_webhooks import expected_signature
+
+    push_ok(client, "acme/sql", adapter_files)
+    push_ok(client, "acme/sql", with_extra(adapter_files, "notes.txt", b"v2"))
+    assert client.put(f"{REPO}/aliases/canary", json={"version": 1}).status_code == 200
+    with receiving(Receiver()) as hook:
+        body = {"alias": "canary", "kind": "webhook", "url": hook.url, "lora_name": "sql"}
+        response = client.post(f"{REPO}/deployments", json=body)
+        assert response.status_code == 201, response.text
+        created = response.json()
+        assert created["secret"].startswith("whsec_")
+        assert _target(client, created["id"])["secret"] is None
+        assert client.put(f"{REPO}/aliases/canary", json={"version": 2}).status_code == 200
+        requests = hook.wait_for(2)
+        wait_until(lambda: _target(client, created["id"])["served_version"] == 2, what="v2")
+        assert client.delete(f"{REPO}/aliases/canary").status_code == 204
+        unload = hook.wait_for(3)[2]
+    for request in [*requests, unload]:
+        headers = request.headers
+        assert headers["X-Lorry-Signature"] == expected_signature(
+            created["secret"], headers["X-Lorry-Delivery-Id"], headers["X-Lorry-Timestamp"],
+            request.body,
+        )  # fmt: skip
+    assert [r.json()["version"] for r in requests] == [1, 2]
+    assert requests[1].json()["digest"].startswith("sha256:")
+    assert unload.json()["action"] == "unload" and unload.json()["version"] is None
+    wait_until(lambda: _target(client, created["id"])["served_version"] is None, what="unload")
