@@ -100,7 +100,6 @@ class OutboxWorker:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
         self.settings = settings
-        self.rules = EgressRules.from_settings(settings)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._client = httpx.Client(
@@ -214,7 +213,8 @@ class OutboxWorker:
         try:
             with Session(self.engine) as session:
                 outgoing = self._request(session, claim)
-            check_destination(outgoing.url, self.rules)
+            # Read per delivery: the rules in force when it is sent are the ones that count.
+            check_destination(outgoing.url, EgressRules.from_settings(self.settings))
         except Superseded:
             return Outcome("superseded", error="the alias moved again; a newer rollout follows")
         except PermanentFailure as exc:

@@ -234,3 +234,27 @@ def test_removing_a_webhook_drops_its_pending_deliveries(
     with Session(engine_of(client)) as session:
         assert session.exec(select(OutboxDelivery)).all() == []
     assert client.get(f"{API}/webhooks/acme/{hook['id']}").status_code == 404
+
+
+def test_a_finished_composition_is_delivered(
+    client: TestClient, adapter_files: dict[str, bytes]
+) -> None:
+    """Job completion writes its delivery in the transaction that records the result."""
+    push_ok(client, "acme/sql", adapter_files)
+    with receiving(Receiver()) as receiver:
+        add_webhook(client, "acme", receiver.url, events=["composition.succeed", "version.publish"])
+        recipe = {
+            "method": "linear",
+            "inputs": [{"adapter": "acme/sql@1", "weight": 0.5}],
+            "output": {"type": "adapter", "rank": 8},
+            "device": "cpu",
+        }
+        response = client.post(f"{API}/compositions", json={"recipe": recipe, "target": "acme/mix"})
+        assert response.status_code == 202, response.text
+        job = response.json()["id"]
+        requests = receiver.wait_for(2, timeout=120)
+    by_type = {request.json()["type"]: request.json() for request in requests}
+    assert set(by_type) == {"composition.succeed", "version.publish"}
+    succeeded = by_type["composition.succeed"]
+    assert succeeded["repository"] == "acme/mix" and succeeded["target"] == f"job:{job}"
+    assert succeeded["after"]["version"] == 1 and succeeded["after"]["state"] == "succeeded"
