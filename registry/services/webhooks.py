@@ -156,7 +156,7 @@ def ping_webhook(session: Session, namespace: str, webhook_id: int, caller: Call
             after={"webhook": webhook_id, "url": row.url},
             request_id=caller.request_id,
         ).model_dump(mode="json", by_alias=True)
-        delivery = add_delivery(
+        delivery_id = add_delivery(
             session,
             event_id=event_id,
             event=PING,
@@ -168,7 +168,13 @@ def ping_webhook(session: Session, namespace: str, webhook_id: int, caller: Call
     except BaseException:
         session.rollback()
         raise
-    return delivery_out(delivery)
+    return _delivery(session, delivery_id)
+
+
+def _delivery(session: Session, delivery_id: str) -> DeliveryOut:
+    row = session.get(OutboxDelivery, delivery_id)
+    assert row is not None
+    return delivery_out(row)
 
 
 def list_deliveries(
@@ -206,7 +212,7 @@ def redeliver(session: Session, namespace: str, webhook_id: int, delivery_id: st
                 f"webhook {webhook_id} has no delivery {delivery_id!r}; list them with "
                 f"`lorry webhook deliveries {namespace} {webhook_id}`"
             )
-        copy = add_delivery(
+        copy_id = add_delivery(
             session,
             event_id=original.event_id,
             event=original.event,
@@ -219,4 +225,4 @@ def redeliver(session: Session, namespace: str, webhook_id: int, delivery_id: st
     except BaseException:
         session.rollback()
         raise
-    return delivery_out(copy)
+    return _delivery(session, copy_id)

@@ -166,6 +166,7 @@ def test_a_webhook_target_gets_signed_rollouts(
         created = response.json()
         assert created["secret"].startswith("whsec_")
         assert _target(client, created["id"])["secret"] is None
+        wait_until(lambda: _target(client, created["id"])["served_version"] == 1, what="v1")
         assert client.put(f"{REPO}/aliases/canary", json={"version": 2}).status_code == 200
         requests = hook.wait_for(2)
         wait_until(lambda: _target(client, created["id"])["served_version"] == 2, what="v2")
