@@ -96,3 +96,15 @@ def test_a_refused_webhook_url_is_a_clear_cli_error(registry_url: str) -> None:
     )
     assert result.exit_code == 1
     assert "destination_refused" in result.output and "LORRY_WEBHOOK_ALLOW" in result.output
+
+
+def test_deploy_add_needs_exactly_one_server_and_a_name_for_vllm() -> None:
+    env = {"LORRY_URL": "http://127.0.0.1:9", "COLUMNS": "200"}
+    for args, message in (
+        (["--alias", "production"], "exactly one of --vllm URL and --webhook URL"),
+        (["--alias", "p", "--vllm", "http://a", "--webhook", "http://b"], "exactly one"),
+        (["--alias", "production", "--vllm", "http://vllm:8000"], "--vllm needs --name"),
+    ):
+        result = CliRunner().invoke(app, ["deploy", "add", "acme/sql", *args], env=env)
+        assert result.exit_code == 1, result.output
+        assert message in result.output and "invalid_input" in result.output
