@@ -16,6 +16,7 @@ from cli import (
     registry_commands,
     repo_commands,
     server_commands,
+    serving_commands,
     token_commands,
 )
 
@@ -62,6 +63,7 @@ export_commands.register(app)
 jobs_commands.register(app)
 token_commands.register(app)
 access_commands.register(app)
+serving_commands.register(app)
 admin_commands.register(app)
 
 if __name__ == "__main__":

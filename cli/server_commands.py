@@ -182,6 +182,7 @@ def worker(
     from registry.errors import LorryError
     from registry.jobs import open_job_queue, queues_for_worker
     from registry.jobs.checkpointing import CheckpointScheduler
+    from registry.jobs.outbox import OutboxWorker
     from registry.services.audit_checkpoints import CheckpointSetup
     from registry.storage import open_blob_store
 
@@ -216,6 +217,8 @@ def worker(
         queue = open_job_queue(engine, store, settings, run_jobs=True, queues=queues)
         queue.start()
         checkpoints.start()
+        outbox = OutboxWorker(engine, settings)
+        outbox.start()
     except LorryError as exc:
         fail(exc.message, exc.code)
     stop = threading.Event()
@@ -226,6 +229,7 @@ def worker(
         stop.wait()
     finally:
         checkpoints.stop()
+        outbox.stop()
         queue.stop()
         engine.dispose()
 

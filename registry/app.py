@@ -22,6 +22,7 @@ from registry.db import create_engine_for, ensure_migrated
 from registry.errors import UnsupportedConfiguration
 from registry.jobs import open_job_queue
 from registry.jobs.checkpointing import CheckpointScheduler
+from registry.jobs.outbox import OutboxWorker
 from registry.services.access_log import AccessLog
 from registry.services.audit_checkpoints import CheckpointSetup
 from registry.services.audit_verify import VerificationCache
@@ -74,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         checkpoint_scheduler.start()
         access_log.start()
+        outbox_worker = OutboxWorker(engine, settings)
+        outbox_worker.start()
         logger.info(
             "Lorry ready: database %s, blobs %s",
             engine.url.render_as_string(hide_password=True),
@@ -83,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await anyio.to_thread.run_sync(checkpoint_scheduler.stop)
+            await anyio.to_thread.run_sync(outbox_worker.stop)
             await anyio.to_thread.run_sync(job_queue.stop)
             await anyio.to_thread.run_sync(access_log.stop)
             engine.dispose()

@@ -126,6 +126,27 @@ class Settings(BaseSettings):
     """Key that signs LFS upload URLs; default: a random key kept in ``<home>/upload-url.key``.
     Set the same value on every replica behind one address."""
 
+    webhook_allow_private: bool = False
+    """Let webhooks and deployment targets reach private, loopback and link-local addresses
+    (off: such URLs are refused when created and again before each delivery, against SSRF)."""
+    webhook_allow_cidrs: str = ""
+    """Comma-separated networks allowed although private (``10.0.0.0/8,fd00::/8``): where the
+    serving fleet lives, without opening every private address."""
+    outbox_worker: bool = True
+    """Deliver webhooks and deployment rollouts from this process (``lorry serve`` and
+    ``lorry worker``); several processes share the work safely."""
+    outbox_poll_s: float = Field(default=1.0, gt=0, le=60)
+    """How often an idle outbox worker looks for due deliveries."""
+    outbox_max_attempts: int = Field(default=8, ge=1, le=100)
+    """Attempts of one delivery before it is marked failed (``lorry webhook redeliver``)."""
+    outbox_backoff_s: float = Field(default=2.0, gt=0)
+    """Delay after the first failed attempt; doubled after each one, with jitter."""
+    outbox_backoff_max_s: float = Field(default=600.0, gt=0)
+    """Longest delay between attempts, a ``Retry-After`` included."""
+    outbox_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    """How long one delivery may take (connect + response); a claim lasts this plus a margin,
+    after which a delivery whose worker died is taken up by another."""
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

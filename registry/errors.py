@@ -37,7 +37,11 @@ and a message that says what was wrong and how to fix it. One handler in
     ├── PolicyNotFound (NotFound)   404 policy_not_found
     ├── InsecureConfiguration       (startup only) insecure_configuration
     ├── XetUnavailable (NotFound)   404 xet_unavailable
-    └── UnsupportedConfiguration    (startup only) unsupported_configuration
+    ├── UnsupportedConfiguration    (startup only) unsupported_configuration
+    ├── WebhookNotFound (NotFound)  404 webhook_not_found
+    ├── DeliveryNotFound (NotFound) 404 delivery_not_found
+    ├── DeploymentNotFound (NotFound) 404 deployment_not_found
+    └── DestinationRefused (InvalidInput) 422 destination_refused
 """
 
 from __future__ import annotations
@@ -213,3 +217,22 @@ class UnsupportedConfiguration(LorryError):
 
     code = "unsupported_configuration"
     status_code = 503
+
+
+class WebhookNotFound(NotFound):
+    code = "webhook_not_found"
+
+
+class DeliveryNotFound(NotFound):
+    code = "delivery_not_found"
+
+
+class DeploymentNotFound(NotFound):
+    code = "deployment_not_found"
+
+
+class DestinationRefused(InvalidInput):
+    """A webhook or deployment URL that Lorry will not send to: a private, loopback or
+    link-local address the operator did not allow (SSRF), or not http(s)."""
+
+    code = "destination_refused"

@@ -325,4 +325,97 @@ class DownloadCount(SQLModel, table=True):
     downloads: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
 
 
+class WebhookSubscription(SQLModel, table=True):
+    """Where events of matching repositories are posted (``registry.services.webhooks``).
+
+    ``secret`` signs each delivery; it is stored as given (the service needs it to sign)
+    and returned only by the request that creates the subscription."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    namespace: str = Field(sa_column=Column(String(100), nullable=False, index=True))
+    repositories: str = Field(sa_column=Column(String(200), nullable=False))
+    """A glob over repository names of ``namespace`` (``*``, ``sql-*``)."""
+    events: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    url: str = Field(sa_column=Column(String(2048), nullable=False))
+    secret: str = Field(sa_column=Column(String(255), nullable=False))
+    description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_by: str = Field(sa_column=Column(String(255), nullable=False))
+    created_at: datetime = _timestamp()
+
+
+class DeploymentTarget(SQLModel, table=True):
+    """A server that serves an alias of a repository (``registry.services.deployments``)."""
+
+    __tablename__ = "deployment_targets"
+    __table_args__ = (UniqueConstraint("url", "lora_name", name="uq_deployment_targets_url_name"),)
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    repository: str = Field(sa_column=Column(String(200), nullable=False, index=True))
+    alias: str = Field(sa_column=Column(String(64), nullable=False))
+    kind: str = Field(sa_column=Column(String(32), nullable=False))
+    url: str = Field(sa_column=Column(String(2048), nullable=False))
+    lora_name: str = Field(sa_column=Column(String(255), nullable=False))
+    secret: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
+    """Signs the rollouts of kinds that sign (``webhook``); returned only at creation."""
+    served_version: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    served_digest: str | None = Field(default=None, sa_column=Column(String(71), nullable=True))
+    served_since: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    last_attempt_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    created_by: str = Field(sa_column=Column(String(255), nullable=False))
+    created_at: datetime = _timestamp()
+
+
+class OutboxDelivery(SQLModel, table=True):
+    """One message for one destination, written in the transaction of the change it reports
+    and sent by the outbox workers (``registry.jobs.outbox``): at least once, retried."""
+
+    __tablename__ = "outbox_deliveries"
+    __table_args__ = (Index("ix_outbox_deliveries_due", "state", "next_attempt_at"),)
+
+    id: str = Field(sa_column=Column(String(32), primary_key=True))
+    event_id: str = Field(sa_column=Column(String(32), nullable=False, index=True))
+    event: str = Field(sa_column=Column(String(64), nullable=False))
+    repository: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    subscription_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer,
+            ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"),
+            nullable=True,
+            index=True,
+        ),
+    )
+    target_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer,
+            ForeignKey("deployment_targets.id", ondelete="CASCADE"),
+            nullable=True,
+            index=True,
+        ),
+    )
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    state: str = Field(sa_column=Column(String(16), nullable=False))
+    """``pending``, ``succeeded``, ``failed`` or ``superseded`` (a newer rollout replaced it)."""
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    next_attempt_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    claimed_by: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    last_status: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    log: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """One entry per attempt: ``at``, ``status``, ``error``, ``ms``."""
+    redelivery_of: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    created_at: datetime = _timestamp()
+    finished_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+
+
 metadata = SQLModel.metadata

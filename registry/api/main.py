@@ -24,6 +24,8 @@ from registry.api.routes import (
     trust,
     versions,
 )
+from registry.api.routes import deployments as deployment_routes
+from registry.api.routes import webhooks as webhook_routes
 
 API_PREFIX = "/api/v1"
 
@@ -42,6 +44,8 @@ api_router.include_router(lineage.router)
 api_router.include_router(exports.router)
 api_router.include_router(console.router)
 api_router.include_router(access_log.router)
+api_router.include_router(webhook_routes.router)
+api_router.include_router(deployment_routes.router)
 
 health_router = health.router
 hub_router = APIRouter()

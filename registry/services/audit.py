@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from registry.schemas.repos import AuditEventOut, AuditList
 from registry.services.audit_chain import defer_event
+from registry.services.outbox import enqueue_for_event
 from registry.services.principals import LOCAL, Principal
 from registry.services.visibility import EVERYTHING, Visibility
 from registry.tables import AuditEvent, utcnow
@@ -54,7 +55,8 @@ def record_event(
     """Queue an event in the session; it commits (or vanishes) with the change it records.
 
     The event is chained (``prev_hash``, ``hash``) and inserted when the session
-    commits; see ``registry.services.audit_chain``.
+    commits; see ``registry.services.audit_chain``. The webhook deliveries and
+    deployment rollouts it causes join the same transaction (``registry.services.outbox``).
     """
     event = AuditEvent(
         at=utcnow(),
@@ -67,6 +69,7 @@ def record_event(
         request_id=caller.request_id,
     )
     defer_event(session, event)
+    enqueue_for_event(session, event)
     return event
 
 

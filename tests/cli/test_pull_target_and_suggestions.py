@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Lorry
+from tests.support.cli import Lorry
 
 REPO = "cli-suggest/sql-gen"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cli.main import app
-from tests.cli.conftest import lorry_executable
+from tests.support.processes import lorry_executable
 
 ROOT = Path(__file__).resolve().parents[2]
 

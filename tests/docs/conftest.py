@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import free_port
+from tests.support.processes import free_port
 
 STARTUP_TIMEOUT_S = 60.0
 

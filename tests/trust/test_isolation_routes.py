@@ -160,6 +160,21 @@ ROUTES: dict[str, list[Call]] = {
     "POST /api/validate-yaml": [
         ok("/api/validate-yaml", json={"content": "---\nlicense: mit\n---\n", "repoType": "model"})
     ],
+    "GET /api/v1/webhooks": [ok("/api/v1/webhooks")],
+    "GET /api/v1/webhooks/{namespace}/{webhook_id}": [
+        ok("/api/v1/webhooks/acme/{own_hook}"),
+        refused("/api/v1/webhooks/acme/{foreign_hook}", 404),
+    ],
+    "GET /api/v1/webhooks/{namespace}/{webhook_id}/deliveries": [
+        ok("/api/v1/webhooks/acme/{own_hook}/deliveries"),
+        refused("/api/v1/webhooks/acme/{foreign_hook}/deliveries", 404),
+    ],
+    "GET /api/v1/deployments": [ok("/api/v1/deployments")],
+    "GET /api/v1/repos/{namespace}/{name}/deployments": [ok(f"{REPO}/deployments")],
+    "GET /api/v1/repos/{namespace}/{name}/deployments/{deployment_id}": [
+        ok(f"{REPO}/deployments/{{own_deployment}}"),
+        refused(f"{REPO}/deployments/{{foreign_deployment}}", 404),
+    ],
     # Signed upload URLs: no token needed, and a forged one is refused.
     "PUT /api/lfs/uploads/{upload_id}": [refused(f"/api/lfs/uploads/forged{FORGED}", 403)],
     "PUT /api/lfs/uploads/{upload_id}/parts/{number}": [
@@ -215,6 +230,15 @@ def _push_namespace(client: TestClient, namespace: str, files: dict[str, bytes])
     agent = {"User-Agent": f"agent-of-{namespace}-end"}
     client.headers.update(writer)
     try:
+        hook = client.post(
+            f"{API}/webhooks/{namespace}",
+            json={
+                "url": f"http://127.0.0.1:9/{namespace}-hook",
+                "events": ["version.publish", "alias.set"],
+                "description": f"hook of {namespace}-corp",
+            },
+        )
+        assert hook.status_code == 201, hook.text
         first = push_ok(
             client, f"{namespace}/sql-gen", with_extra(files, "ns.txt", namespace.encode())
         )
@@ -226,6 +250,15 @@ def _push_namespace(client: TestClient, namespace: str, files: dict[str, bytes])
         assert described.status_code == 200, described.text
         moved = client.put(f"{repo}/aliases/production", json={"version": 1})
         assert moved.status_code == 200, moved.text
+        main = client.patch(repo, json={"main_alias": "production"})
+        assert main.status_code == 200, main.text
+        target = {
+            "alias": "production",
+            "url": f"http://127.0.0.1:9/{namespace}-vllm",
+            "lora_name": f"{namespace}-lora",
+        }
+        deployment = client.post(f"{repo}/deployments", json=target)
+        assert deployment.status_code == 201, deployment.text
         for url in (
             f"{repo}/versions/1/files/adapter_config.json",
             f"/{namespace}/sql-gen/resolve/main/ns.txt",
@@ -235,7 +268,13 @@ def _push_namespace(client: TestClient, namespace: str, files: dict[str, bytes])
     finally:
         for key in writer:
             client.headers.pop(key)
-    return {"first": first, "second": second, "writer": writer}
+    return {
+        "first": first,
+        "second": second,
+        "writer": writer,
+        "hook": hook.json()["id"],
+        "deployment": deployment.json()["id"],
+    }
 
 
 def _compose(
@@ -269,6 +308,8 @@ def _markers_of(pushed: dict[str, Any], namespace: str) -> set[str]:
         f"{namespace}-writer",
         f"agent-of-{namespace}-end",
         f"secret plans of {namespace}-corp",
+        f"hook of {namespace}-corp",
+        f"{namespace}-lora",
     }
     for version in (pushed["first"], pushed["second"]):
         digest = version["digest"].removeprefix("sha256:")
@@ -282,11 +323,13 @@ def world(client: TestClient, adapter_files: dict[str, bytes]) -> World:
     world = World(
         reader=bearer(make_token(client, ["read"], ["acme/*"], "acme-reader")), admin=admin
     )
+    client.app.state.settings.webhook_allow_private = True  # type: ignore[attr-defined]
     own = _push_namespace(client, OWN, adapter_files)
     for namespace in LOOK_ALIKES:
-        world.foreign_markers |= _markers_of(
-            _push_namespace(client, namespace, adapter_files), namespace
-        )
+        pushed = _push_namespace(client, namespace, adapter_files)
+        world.foreign_markers |= _markers_of(pushed, namespace)
+        world.own.setdefault("foreign_hook", str(pushed["hook"]))
+        world.own.setdefault("foreign_deployment", str(pushed["deployment"]))
     own_job = _compose(client, admin, "acme/sql-gen", "acme/mix", 1.0)
     for source, target in (("acme/sql-gen", "ACME/mix"), ("acme-x/sql-gen", "acme-x/mix")):
         job = _compose(client, admin, source, target, 0.5)
@@ -300,6 +343,8 @@ def world(client: TestClient, adapter_files: dict[str, bytes]) -> World:
     world.own.update(
         own_commit=first["digest"].removeprefix("sha256:")[:40],
         own_job=own_job["id"],
+        own_hook=str(own["hook"]),
+        own_deployment=str(own["deployment"]),
         own_blob=next(f["sha256"] for f in first["files"] if f["path"] == "adapter_config.json"),
     )
     client.app.state.access_log.flush()  # type: ignore[attr-defined]  # the pulls, now

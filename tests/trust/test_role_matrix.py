@@ -45,6 +45,12 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("PUT", "/api/lfs/uploads/{upload_id}"): SIGNED,
     ("PUT", "/api/lfs/uploads/{upload_id}/parts/{number}"): SIGNED,
     ("POST", "/api/lfs/complete/{upload_id}"): SIGNED,
+    ("POST", "/api/v1/webhooks/{namespace}"): WRITE,
+    ("DELETE", "/api/v1/webhooks/{namespace}/{webhook_id}"): WRITE,
+    ("POST", "/api/v1/webhooks/{namespace}/{webhook_id}/test"): WRITE,
+    ("POST", "/api/v1/webhooks/{namespace}/{webhook_id}/deliveries/{delivery_id}/redeliver"): WRITE,
+    ("POST", "/api/v1/repos/{namespace}/{name}/deployments"): WRITE,
+    ("DELETE", "/api/v1/repos/{namespace}/{name}/deployments/{deployment_id}"): WRITE,
 }
 """Which scopes may call each mutating endpoint (``admin`` implies every scope)."""
 
@@ -75,6 +81,9 @@ PATH_VALUES = {
     "ref": "1",
     "upload_id": "0" * 32,
     "number": "1",
+    "webhook_id": "999",
+    "delivery_id": "0" * 32,
+    "deployment_id": "999",
 }
 FORGED_SIGNATURE = f"?oid={'0' * 64}&size=1&part_size=0&expires=9999999999&signature={'0' * 64}"
 

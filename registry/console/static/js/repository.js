@@ -49,7 +49,29 @@ function facts(repo) {
   );
 }
 
-function aliasSection(repo, aliases) {
+// What each deployment target following the alias serves: "vllm at URL serves v3 since …".
+function servingCell(alias, deployments) {
+  const targets = (deployments?.items || []).filter((target) => target.alias === alias.name);
+  if (!targets.length) return h("span", { class: "muted" }, "—");
+  return h(
+    "ul",
+    { class: "serving" },
+    targets.map((target) =>
+      h(
+        "li",
+        {},
+        `${target.kind} at ${target.url} (${target.lora_name}) `,
+        target.served_version === null
+          ? "serves nothing from here yet"
+          : [`serves v${target.served_version} since `, timeElement(target.served_since)],
+        target.pending ? ` · rollout pending` : "",
+        target.last_error ? h("span", { class: "error" }, ` · last error: ${target.last_error}`) : "",
+      ),
+    ),
+  );
+}
+
+function aliasSection(repo, aliases, deployments) {
   const section = h("section", { "aria-labelledby": "aliases-heading" }, h("h2", { id: "aliases-heading" }, "Aliases"));
   if (!aliases.items.length) {
     add(section, emptyNote("No alias points at a version of this repository."));
@@ -58,10 +80,11 @@ function aliasSection(repo, aliases) {
   add(section, 
     table(
       null,
-      ["Alias", "Points at", "Moved by", "When", "Reason", "History"],
+      ["Alias", "Points at", "Serving", "Moved by", "When", "Reason", "History"],
       aliases.items.map((alias) => [
         h("code", {}, alias.name),
         h("a", { href: links.repo(repo.id, alias.version) }, `v${alias.version}`),
+        servingCell(alias, deployments),
         alias.updated_by,
         timeElement(alias.updated_at),
         alias.reason || h("span", { class: "muted" }, "no reason given"),
@@ -311,10 +334,11 @@ function cardSection(card) {
 export async function render(ctx, namespace, name) {
   const repoRoute = api.path("repos", namespace, name);
   const offset = Math.max(0, Number.parseInt(ctx.params.get("offset") || "0", 10) || 0);
-  const [repo, versions, aliases] = await Promise.all([
+  const [repo, versions, aliases, deployments] = await Promise.all([
     api.get(repoRoute),
     api.get(`${repoRoute}/versions`, { limit: PAGE_SIZE, offset }),
     api.get(`${repoRoute}/aliases`),
+    api.getOptional(`${repoRoute}/deployments`).catch(() => null),
   ]);
   const page = h(
     "div",
@@ -323,7 +347,7 @@ export async function render(ctx, namespace, name) {
     h("h1", {}, repo.id, " ", h("span", { class: "badge kind" }, repo.kind)),
     repo.description ? h("p", { class: "lead" }, repo.description) : null,
     facts(repo),
-    aliasSection(repo, aliases),
+    aliasSection(repo, aliases, deployments),
     versionSection(repo, versions, Number(ctx.params.get("version") || repo.latest_version), offset),
   );
   const ref = ctx.params.get("version") || (repo.latest_version ? String(repo.latest_version) : null);
