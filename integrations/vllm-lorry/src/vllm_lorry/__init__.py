@@ -10,7 +10,7 @@ harmless.
 
 from __future__ import annotations
 
-from vllm_lorry.fetch import Settings
+from vllm_lorry.fetch import LOGGER_NAME, Settings
 
 PLUGIN_NAME = "lorry_resolver"
 RESOLVER_NAME = "Lorry Resolver"
@@ -23,7 +23,7 @@ def register() -> None:
 
     from vllm_lorry.resolver import LorryResolver
 
-    logger = init_logger(__name__)
+    logger = init_logger(LOGGER_NAME)
     settings = Settings.from_env()
     if envs.VLLM_PLUGINS is None or PLUGIN_NAME not in envs.VLLM_PLUGINS:
         if settings is not None:

@@ -36,7 +36,11 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-logger = logging.getLogger("vllm_lorry")
+LOGGER_NAME = "vllm.lorry_resolver"
+"""Under ``vllm``: vLLM configures only its own logger tree, so messages of any other name
+below WARNING would never show in its output."""
+
+logger = logging.getLogger(LOGGER_NAME)
 
 REFERENCE = re.compile(r"^(?P<repository>[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)@(?P<ref>[\w.:-]+)$")
 """What this resolver answers for: ``NAMESPACE/NAME@REF``; any other name is left to

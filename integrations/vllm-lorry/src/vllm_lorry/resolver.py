@@ -24,6 +24,7 @@ from vllm.lora.request import LoRARequest
 from vllm.lora.resolver import LoRAResolver
 
 from vllm_lorry.fetch import (
+    LOGGER_NAME,
     AdapterRefused,
     RegistryUnavailable,
     Settings,
@@ -32,7 +33,7 @@ from vllm_lorry.fetch import (
     parse_reference,
 )
 
-logger = init_logger(__name__)
+logger = init_logger(LOGGER_NAME)
 
 
 class LorryResolver(LoRAResolver):
