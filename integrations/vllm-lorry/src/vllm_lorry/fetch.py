@@ -159,7 +159,7 @@ def fetch_adapter(settings: Settings, repository: str, ref: str) -> FetchedAdapt
     path = _download(settings, repository, info.sha, token)
     _verify(path, expected, reference)
     config = _adapter_config(path, reference)
-    card = info.card_data.to_dict() if info.card_data is not None else {}
+    card_base = info.card_data.get("base_model") if info.card_data is not None else None
     return FetchedAdapter(
         reference=reference,
         repository=repository,
@@ -168,7 +168,7 @@ def fetch_adapter(settings: Settings, repository: str, ref: str) -> FetchedAdapt
         commit=info.sha,
         path=path,
         base_models=(
-            *_names(card.get("base_model")),
+            *_names(card_base),
             *_names(config.get("base_model_name_or_path")),
         ),
     )
