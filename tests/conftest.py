@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.support.s3",
     "tests.support.backends",
     "tests.support.cli",
+    "tests.serving.vllm_server",  # session fixtures: one vLLM for every module that serves
 ]
 
 

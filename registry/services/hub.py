@@ -6,8 +6,11 @@ alias if set, else the latest version), ``latest``, a digest with or without
 id (the first 40 hex of its digest), so it never changes. Every file is
 presented as a Git LFS file whose oid is its sha256; its git blob id is the
 sha1 of that LFS pointer, as the Hub computes it. A version's exports (GGUF
-files built later, ``registry.services.exports``) are listed and served as
-files of its revision.
+files built later, ``registry.services.exports``) are served as files of its
+revision (``resolve/{revision}/{path}``, ``paths-info``), but left out of the
+listings (``siblings``, the tree) that ``snapshot_download`` fetches everything
+from: a server such as vLLM pulls an adapter with ``snapshot_download``, and an
+8B model's f16 and q8_0 exports are ~25 GB that it never asked for.
 """
 
 from __future__ import annotations
@@ -173,10 +176,14 @@ _VERSION_ALIASES = (
 """Built once: see ``registry.services.refs``."""
 
 
-def _version_files(session: Session, version: Version) -> list[VersionFile]:
-    """The version's files and its exports, by path."""
-    files = session.exec(_VERSION_FILES, params={"version_id": version.id}).all()
-    return sorted([*files, *derived_files(session, version)], key=lambda row: row.path)
+def _version_files(
+    session: Session, version: Version, *, exports: bool = False
+) -> list[VersionFile]:
+    """The version's files, by path; with its exports when ``exports``."""
+    files = list(session.exec(_VERSION_FILES, params={"version_id": version.id}).all())
+    if exports:
+        files += derived_files(session, version)
+    return sorted(files, key=lambda row: row.path)
 
 
 def _version_aliases(session: Session, version: Version) -> list[str]:
@@ -342,7 +349,7 @@ def paths_info(
     if empty_at_main(session, namespace, name, revision) is not None:
         return []
     resolved = resolve_revision(session, namespace, name, revision)
-    rows = {row.path: row for row in _version_files(session, resolved.version)}
+    rows = {row.path: row for row in _version_files(session, resolved.version, exports=True)}
     last_commit = _last_commit(resolved) if expand else None
     entries = []
     for path in dict.fromkeys(p.strip("/") for p in paths):

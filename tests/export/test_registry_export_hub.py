@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from huggingface_hub import HfApi, RepoFile, hf_hub_download
+from huggingface_hub import HfApi, RepoFile, hf_hub_download, snapshot_download
 
 from registry import db
 from registry.config import Settings
@@ -65,14 +65,52 @@ def test_hf_hub_download_gets_the_export_at_every_revision_of_its_version(
         assert Path(path).parent.name == version["commit"]
     assert metadata(Path(path))["adapter.type"] == "lora"
 
+    # Named, the export is a file of the revision; listed, it is not (see the next test).
     api = HfApi(endpoint=live.url)
-    info = api.model_info(ADAPTER, revision="production", files_metadata=True)
-    siblings = {s.rfilename: s for s in info.siblings or []}
-    assert siblings["adapter.gguf"].size == size
-    assert siblings["adapter.gguf"].lfs is not None
-    assert siblings["adapter.gguf"].lfs.sha256 == sha256
-    assert "adapter_config.json" in siblings
-    tree = {entry.path for entry in api.list_repo_tree(ADAPTER, revision="1")}
-    assert {"adapter.gguf", "adapter_config.json"} <= tree
     [info_entry] = api.get_paths_info(ADAPTER, ["adapter.gguf"], revision="1")
     assert isinstance(info_entry, RepoFile) and info_entry.size == size
+    assert info_entry.lfs is not None and info_entry.lfs.sha256 == sha256
+
+
+def test_snapshot_download_of_a_revision_leaves_its_exports_out(
+    live: LiveServer,
+    llama_with_tokenizer: Path,
+    lora_adapter_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HF_HUB_OFFLINE", "HF_TOKEN", "HF_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    with httpx.Client(base_url=live.url, timeout=60) as http:
+        publish_model_and_adapter(http, llama_with_tokenizer, lora_adapter_dir)
+        version = http.get(f"/api/v1/repos/{ADAPTER}/versions/1").json()
+        export_ok(http, ADAPTER, "production", base=MODEL)
+        derived = http.get(f"/api/v1/repos/{ADAPTER}/versions/1/derived").json()
+    assert [item["path"] for item in derived["exports"]] == ["adapter.gguf"]
+    own = {entry["path"] for entry in version["files"]}
+
+    # what vLLM, PEFT and transformers do: fetch every listed file of a revision
+    for revision in ("production", "1", version["commit"]):
+        folder = Path(
+            snapshot_download(
+                ADAPTER, revision=revision, endpoint=live.url, cache_dir=tmp_path / revision
+            )
+        )
+        pulled = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+        assert pulled == own, revision
+
+    api = HfApi(endpoint=live.url)
+    info = api.model_info(ADAPTER, revision="production", files_metadata=True)
+    assert {s.rfilename for s in info.siblings or []} == own
+    assert {entry.path for entry in api.list_repo_tree(ADAPTER, revision="1")} == own
+    assert set(api.list_repo_files(ADAPTER, revision="production")) == own
+
+    # ... and by name it still downloads, into the same snapshot
+    path = Path(
+        hf_hub_download(
+            ADAPTER, "adapter.gguf", revision="1", endpoint=live.url, cache_dir=tmp_path / "1"
+        )
+    )
+    assert path.parent == tmp_path / "1" / "models--acme--sql-gen" / "snapshots" / version["commit"]
+    assert metadata(path)["adapter.type"] == "lora"

@@ -9,25 +9,14 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
-pytest.importorskip(
-    "tests.serving.vllm_server", reason="the real-vLLM fixtures (tests/serving/vllm_server.py)"
-)
-from tests.serving.vllm_server import (  # noqa: E402
+from tests.serving.vllm_server import (
     ADAPTER_REPO,
     LORA_NAME,
     ServingModels,
     ServingRegistry,
     VllmServer,
     peft_greedy,
-    serving_models,
-    serving_registry,
-    serving_registry_settings,
-    vllm_server,
 )
-
-__all__ = ["serving_models", "serving_registry", "serving_registry_settings", "vllm_server"]
 
 API = "/api/v1"
 MAX_TOKENS = 8
