@@ -66,6 +66,16 @@ class PolicyCreate(_Schema):
     alias: str = Field(max_length=64, pattern=ALIAS_PATTERN, description="alias name or pattern")
     require_reason: bool = True
     description: str = Field(default="", max_length=1000)
+    requirements: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="evidence a move needs, e.g. `sql_eval/exact_match >= 0.80`",
+    )
+    no_regression: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="metrics (`task/metric`) no worse than on the version the alias holds now",
+    )
 
 
 class PolicyOut(_Schema):
@@ -76,6 +86,8 @@ class PolicyOut(_Schema):
     description: str
     created_by: str
     created_at: datetime
+    requirements: list[str] = []
+    no_regression: list[str] = []
 
 
 class PolicyList(_Schema):

@@ -12,6 +12,7 @@ from registry.api.routes import (
     blobs,
     compositions,
     console,
+    evals,
     exports,
     health,
     hub,
@@ -42,6 +43,7 @@ api_router.include_router(lineage.router)
 api_router.include_router(exports.router)
 api_router.include_router(console.router)
 api_router.include_router(access_log.router)
+api_router.include_router(evals.router)
 
 health_router = health.router
 hub_router = APIRouter()

@@ -18,6 +18,7 @@ from registry.db import begin_write
 from registry.errors import Conflict, InvalidInput, InvalidReference
 from registry.jobs.base import JobQueue
 from registry.services.audit import Caller, record_event
+from registry.services.eval_gates import refuse_unmeasured_version
 from registry.services.jobs import COMPOSITION_SUBMIT, append_log, job_out, job_target
 from registry.services.names import check_alias_name, check_repository_name, repository_id
 from registry.services.policies import check_alias_change
@@ -206,6 +207,7 @@ def submit_composition(
         check_alias_name(request.alias)
         # the job publishes as its submitter: a protected alias needs the submitter's promote
         check_alias_change(session, caller, target, request.alias, request.message)
+        refuse_unmeasured_version(session, target, request.alias)
     if check_access is not None:
         check_access(WRITE, namespace)
         for reference in [item.adapter for item in recipe.inputs] + [recipe.output.base]:
