@@ -8,6 +8,7 @@ from cli import (
     access_commands,
     admin_commands,
     compose_commands,
+    eval_commands,
     export_commands,
     jobs_commands,
     registry_commands,
@@ -31,6 +32,7 @@ export_commands.register(app)
 jobs_commands.register(app)
 token_commands.register(app)
 access_commands.register(app)
+eval_commands.register(app)
 # After registry_commands: it turns `audit` into a group with `audit verify`.
 admin_commands.register(app)
 
