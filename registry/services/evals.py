@@ -41,6 +41,8 @@ from registry.validation.eval_results import (
 )
 
 EVAL_ADD = "eval.add"
+AUDITED_RESULTS = 200
+"""Results listed in an ``eval.add`` event (all of them are rows of the stored document)."""
 SIGNIFICANCE_Z = 1.96
 """Two-sided 95%: a difference is significant when it exceeds 1.96 standard errors of the
 difference, ``sqrt(se1² + se2²)`` (the two measurements independent)."""
@@ -123,6 +125,7 @@ def record_results(
             "document": stored.id,
             "source": source,
             "path": path,
+            "count": len(rows),
             "results": [
                 {
                     "id": r.id,
@@ -131,7 +134,7 @@ def record_results(
                     "filter": r.filter,
                     "value": r.value,
                 }
-                for r in rows
+                for r in rows[:AUDITED_RESULTS]
             ],
         },
     )

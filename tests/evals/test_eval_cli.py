@@ -12,9 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from huggingface_hub import HfApi
 
 from registry.config import Settings
-from tests.evals.conftest import LM_EVAL_FILE
+from tests.evals.conftest import LM_EVAL_FILE, lm_eval_document
 from tests.registry.conftest import push_ok, with_extra
 from tests.trust.conftest import LiveServer, start_live_server
 
@@ -102,3 +103,18 @@ def test_record_show_compare_and_gate_from_the_command_line(
     assert json.loads(overridden.stdout)["version"] == 1
     history = _lorry(live, "eval", "show", REPO).stdout
     assert "v1 (production)" in history and "sql_eval/exact_match" in history
+
+
+def test_huggingface_hub_reads_the_results_as_eval_results(
+    live: LiveServer, adapter_files: dict[str, bytes]
+) -> None:
+    with httpx.Client(base_url=live.url) as http:
+        push_ok(http, REPO, adapter_files)
+        added = http.post(f"/api/v1/repos/{REPO}/versions/1/evals", json=lm_eval_document())
+        assert added.status_code == 201, added.text
+    info = HfApi(endpoint=live.url, token=False).model_info(REPO, revision="1")
+    assert info.card_data is not None
+    found = {
+        (e.dataset_type, e.metric_type, e.metric_value) for e in info.card_data.eval_results or []
+    }
+    assert found == {("sql_eval", "exact_match", 0.83), ("sql_syntax", "acc", 0.9)}
