@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from huggingface_hub import HfApi
+from huggingface_hub.errors import HfHubHTTPError
 
 from registry.config import Settings
 from tests.evals.conftest import LM_EVAL_FILE, lm_eval_document
@@ -101,6 +102,15 @@ def test_record_show_compare_and_gate_from_the_command_line(
         "--json",
     )
     assert json.loads(overridden.stdout)["version"] == 1
+    with pytest.raises(HfHubHTTPError) as refused_commit:
+        HfApi(endpoint=live.url, token=False).upload_file(
+            path_or_fileobj=b"unmeasured",
+            path_in_repo="notes.txt",
+            repo_id=REPO,
+            revision="production",
+        )
+    assert refused_commit.value.response.status_code == 403
+    assert "no result" in refused_commit.value.response.text
     history = _lorry(live, "eval", "show", REPO).stdout
     assert "v1 (production)" in history and "sql_eval/exact_match" in history
 
