@@ -33,10 +33,10 @@ from registry.services.refs import resolve_ref
 from registry.services.repositories import find_repository, lock_repository
 from registry.tables import Alias, EvalDocument, EvalResult, Repository, Version, utcnow
 from registry.validation.eval_results import (
-    SOURCES,
     ParsedDocument,
     ParsedResult,
     model_index,
+    parse_as,
     parse_document,
 )
 
@@ -89,11 +89,11 @@ def record_results(
     ``parsed`` is the document already read (publish reads cards before its transaction);
     otherwise it is parsed here, its format recognised by shape unless ``source`` names it.
     A document Lorry cannot read raises ``InvalidEvalResults`` before anything is added.
+    An evaluation job calls ``record_results(session, caller, repository, version,
+    results_json, source="lm-eval")``.
     """
     if parsed is None:
-        parsed = parse_document(document)
-    if source is not None and source not in SOURCES:
-        raise ValueError(f"unknown evaluation source {source!r}")
+        parsed = parse_document(document) if source is None else parse_as(document, source)
     source = source or parsed.source
     assert version.id is not None and version.repository_id == repository.id
     now = utcnow()

@@ -142,6 +142,20 @@ def parse_document(document: Any) -> ParsedDocument:
     return parse_plain(body)
 
 
+def parse_as(document: Any, source: str) -> ParsedDocument:
+    """``document`` read as ``source`` says (an evaluation job knows what it wrote)."""
+    if source == LM_EVAL:
+        return parse_lm_eval(_mapping(document, "document"))
+    if source == PLAIN:
+        return parse_plain(_mapping(document, "document"))
+    if source == MODEL_INDEX:
+        body = _mapping(document, "document")
+        return _checked(parse_model_index(body, strict_values=True), "model-index")
+    if source == EVAL_RESULTS:
+        return parse_eval_results(document, "document")
+    raise ValueError(f"unknown evaluation source {source!r}; one of {', '.join(SOURCES)}")
+
+
 # -- lm-evaluation-harness ---------------------------------------------------------------------
 
 

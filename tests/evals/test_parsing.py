@@ -12,6 +12,7 @@ from registry.validation.eval_results import (
     LM_EVAL,
     PLAIN,
     model_index,
+    parse_as,
     parse_document,
     parse_eval_results,
     parse_model_index,
@@ -143,3 +144,11 @@ def test_eval_results_files() -> None:
         20.9,
         "tools",
     )
+
+
+def test_a_named_source_is_read_with_its_parser() -> None:
+    assert parse_as(lm_eval_document(), LM_EVAL).source == LM_EVAL
+    with pytest.raises(InvalidEvalResults, match="results"):
+        parse_as({"sql": {"exact": 0.5}}, LM_EVAL)
+    with pytest.raises(ValueError, match="unknown evaluation source"):
+        parse_as({}, "spreadsheet")
