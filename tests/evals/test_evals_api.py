@@ -6,9 +6,11 @@ import math
 
 from fastapi.testclient import TestClient
 from huggingface_hub import ModelCardData
+from sqlalchemy import select
 
+from registry.tables import EvalDocument
 from tests.evals.conftest import lm_eval_document
-from tests.registry.conftest import API, push_ok, row_counts, with_extra
+from tests.registry.conftest import API, engine_of, push_ok, row_counts, with_extra
 
 REPO = "acme/sql-gen"
 EVALS = f"{API}/repos/{REPO}"
@@ -39,11 +41,6 @@ def test_lm_eval_results_are_stored_whole_bound_to_the_digest_and_audited(
     events = client.get(f"{API}/audit", params={"action": "eval.add"}).json()["items"]
     assert len(events) == 1 and events[0]["target"] == f"{REPO}@2"
     assert events[0]["after"]["document"] == body["document_id"]
-    from sqlalchemy import select
-
-    from registry.tables import EvalDocument
-    from tests.registry.conftest import engine_of
-
     with engine_of(client).connect() as connection:
         stored = connection.execute(select(EvalDocument.document)).scalar_one()
     assert stored == document, "the original document is kept as it was sent"
