@@ -37,13 +37,23 @@ def alias_set(
         str, typer.Argument(metavar="VERSION", help="Version number, alias or digest.")
     ],
     reason: ReasonOption = None,
+    override_gate: Annotated[
+        bool,
+        typer.Option(
+            "--override-gate",
+            help="Admin only, with --reason: move even where an evaluation gate refuses "
+            "(recorded as an override in the audit log).",
+        ),
+    ] = False,
     json_out: JsonOption = False,
     registry: RegistryOption = None,
 ) -> None:
     """Point ALIAS at VERSION (creates or moves it)."""
     repo, _ = parse_reference(repository, allow_ref=False)
     with registry_client(registry) as client:
-        result = client.set_alias(repo, alias, _version_value(version), reason=reason)
+        result = client.set_alias(
+            repo, alias, _version_value(version), reason=reason, override_gate=override_gate
+        )
     if json_out:
         echo_json(result)
         return

@@ -271,9 +271,17 @@ class LorryClient:
         return self._json("GET", f"{_repo_path(repository)}/aliases/{quote(alias, safe='')}")
 
     def set_alias(
-        self, repository: str, alias: str, version: str | int, *, reason: str | None = None
+        self,
+        repository: str,
+        alias: str,
+        version: str | int,
+        *,
+        reason: str | None = None,
+        override_gate: bool = False,
     ) -> dict[str, Any]:
-        body = {"version": version, "reason": reason}
+        body: dict[str, Any] = {"version": version, "reason": reason}
+        if override_gate:
+            body["override_gate"] = True
         return self._json(
             "PUT", f"{_repo_path(repository)}/aliases/{quote(alias, safe='')}", json=body
         )

@@ -11,6 +11,7 @@ from cli import (
     access_commands,
     admin_commands,
     compose_commands,
+    eval_commands,
     export_commands,
     jobs_commands,
     registry_commands,
@@ -64,6 +65,7 @@ jobs_commands.register(app)
 token_commands.register(app)
 access_commands.register(app)
 serving_commands.register(app)
+eval_commands.register(app)
 admin_commands.register(app)
 
 if __name__ == "__main__":

@@ -172,15 +172,34 @@ def add_policy(
         bool, typer.Option("--no-reason", help="Need promote, but no reason.")
     ] = False,
     description: Annotated[str, typer.Option("--description")] = "",
+    require: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--require",
+            metavar="'TASK/METRIC OP NUMBER'",
+            help="Evidence a move needs, e.g. 'sql_eval/exact_match >= 0.80' (repeatable).",
+        ),
+    ] = None,
+    require_no_regression: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--require-no-regression",
+            metavar="TASK/METRIC",
+            help="No worse than on the version the alias points to now (repeatable).",
+        ),
+    ] = None,
     json_out: JsonOption = False,
     registry: RegistryOption = None,
 ) -> None:
-    """Protect matching aliases: moving them needs the promote scope and a reason."""
+    """Protect matching aliases: moving them needs the promote scope and a reason, and
+    (with --require / --require-no-regression) evaluation results that pass."""
     body = {
         "repository": repository,
         "alias": alias,
         "require_reason": not no_reason,
         "description": description,
+        "requirements": require or [],
+        "no_regression": require_no_regression or [],
     }
     with registry_client(registry) as client:
         rule = client.request("POST", "/api/v1/policies", json=body).json()
@@ -202,7 +221,10 @@ def list_policies(json_out: JsonOption = False, registry: RegistryOption = None)
         stdout.print("no protected aliases")
     for rule in items:
         reason = "promote + reason" if rule["require_reason"] else "promote"
-        stdout.print(f"{rule['id']}  {rule['repository']} @ {rule['alias']}  ({reason})")
+        evidence = [*rule.get("requirements", [])]
+        evidence += [f"no regression of {name}" for name in rule.get("no_regression", [])]
+        gates = f"; {', '.join(evidence)}" if evidence else ""
+        stdout.print(f"{rule['id']}  {rule['repository']} @ {rule['alias']}  ({reason}{gates})")
 
 
 @policy_app.command("rm")

@@ -21,6 +21,7 @@ and a message that says what was wrong and how to fix it. One handler in
     │   ├── InvalidModelCard        422 invalid_model_card
     │   ├── UnsupportedAdapterType  422 unsupported_adapter_type
     │   ├── DigestMismatch          422 digest_mismatch
+    │   ├── InvalidEvalResults      422 invalid_eval_results
     │   └── MissingBlob             422 missing_blob
     ├── TooLarge                    413 too_large
     ├── RangeNotSatisfiable         416 range_not_satisfiable
@@ -32,7 +33,8 @@ and a message that says what was wrong and how to fix it. One handler in
     ├── NotMigrated                 (startup only) not_migrated
     ├── Unauthorized                401 unauthorized
     ├── Forbidden                   403 forbidden
-    │   └── DeletionRefused         403 deletion_refused
+    │   ├── DeletionRefused         403 deletion_refused
+    │   └── EvidenceRequired        403 evidence_required
     ├── TokenNotFound (NotFound)    404 token_not_found
     ├── PolicyNotFound (NotFound)   404 policy_not_found
     ├── InsecureConfiguration       (startup only) insecure_configuration
@@ -129,6 +131,12 @@ class MissingBlob(InvalidInput):
     code = "missing_blob"
 
 
+class InvalidEvalResults(InvalidInput):
+    """An evaluation document Lorry cannot read; ``field`` names the offending part."""
+
+    code = "invalid_eval_results"
+
+
 class TooLarge(LorryError):
     code = "too_large"
     status_code = 413
@@ -188,6 +196,12 @@ class DeletionRefused(Forbidden):
     """Repositories and versions are never deleted (Hub ``delete_repo``)."""
 
     code = "deletion_refused"
+
+
+class EvidenceRequired(Forbidden):
+    """A protected alias's rule asks for evaluation results the version does not have."""
+
+    code = "evidence_required"
 
 
 class TokenNotFound(NotFound):

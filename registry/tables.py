@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -219,6 +220,15 @@ class AliasPolicy(SQLModel, table=True):
     description: str = Field(default="", sa_column=Column(Text, nullable=False))
     created_by: str = Field(sa_column=Column(String(255), nullable=False))
     created_at: datetime = _timestamp()
+    requirements: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
+    """Evaluation gates: ``{task, metric, filter, op, threshold}`` each
+    (``registry.services.eval_gates``)."""
+    no_regression: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
+    """``{task, metric, filter}`` each: no worse than the version the alias points to now."""
 
 
 class Job(SQLModel, table=True):
@@ -416,6 +426,60 @@ class OutboxDelivery(SQLModel, table=True):
     finished_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
+
+
+class EvalDocument(SQLModel, table=True):
+    """An evaluation document as it was sent (lm-evaluation-harness JSON, a plain
+    document, a card's ``model-index``, an ``.eval_results`` file): insert only."""
+
+    __tablename__ = "eval_documents"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    version_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    digest: str = Field(sa_column=Column(String(64), nullable=False))
+    """The version's digest: results stay bound to the files they were measured on."""
+    source: str = Field(sa_column=Column(String(16), nullable=False))
+    path: str | None = Field(default=None, sa_column=Column(String(1024), nullable=True))
+    """The file of the version it was read from (card results), else ``None``."""
+    document: Any = Field(sa_column=Column(JSON, nullable=False))
+    created_by: str = Field(sa_column=Column(String(255), nullable=False))
+    created_at: datetime = _timestamp()
+
+
+class EvalResult(SQLModel, table=True):
+    """One metric of one task measured on a version: insert only, never updated."""
+
+    __tablename__ = "eval_results"
+    __table_args__ = (Index("ix_eval_results_version_task_metric", "version_id", "task", "metric"),)
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    document_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("eval_documents.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    version_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False)
+    )
+    digest: str = Field(sa_column=Column(String(64), nullable=False))
+    task: str = Field(sa_column=Column(String(200), nullable=False))
+    metric: str = Field(sa_column=Column(String(200), nullable=False))
+    filter: str = Field(default="none", sa_column=Column(String(200), nullable=False))
+    value: float = Field(sa_column=Column(Float, nullable=False))
+    stderr: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    n_shot: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    higher_is_better: bool | None = Field(default=None, sa_column=Column(Boolean, nullable=True))
+    dataset: str | None = Field(default=None, sa_column=Column(String(512), nullable=True))
+    split: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    revision: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    notes: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    source: str = Field(sa_column=Column(String(16), nullable=False))
+    created_by: str = Field(sa_column=Column(String(255), nullable=False))
+    created_at: datetime = _timestamp()
 
 
 metadata = SQLModel.metadata

@@ -3,13 +3,16 @@ settings, the app and a `lorry serve` process in the tests.support plugins."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from tests.support.compositions import SKILL_SPECS
 from tests.support.factories import build_lora_adapter, build_tiny_llama
 from tests.support.files import directory_files
+from tests.support.tokens import bearer, make_token
 
 pytest_plugins = [
     "tests.support.postgres",
@@ -48,3 +51,15 @@ def skill_adapters(
         name: directory_files(build_lora_adapter(tiny_llama_dir, root / name, r=r, seed=seed))
         for name, (r, seed) in SKILL_SPECS.items()
     }
+
+
+@pytest.fixture
+def token_factory(sqlite_client: TestClient) -> Callable[..., dict[str, str]]:
+    """Headers of a new token on the SQLite registry: ``token_factory(["write"], ["acme/*"])``."""
+
+    def factory(
+        scopes: list[str], namespaces: list[str] | None = None, principal: str = "tester"
+    ) -> dict[str, str]:
+        return bearer(make_token(sqlite_client, scopes, namespaces, principal))
+
+    return factory

@@ -12,6 +12,7 @@ from registry.api.routes import (
     blobs,
     compositions,
     console,
+    evals,
     exports,
     health,
     hub,
@@ -46,6 +47,7 @@ api_router.include_router(console.router)
 api_router.include_router(access_log.router)
 api_router.include_router(webhook_routes.router)
 api_router.include_router(deployment_routes.router)
+api_router.include_router(evals.router)
 
 health_router = health.router
 hub_router = APIRouter()

@@ -89,7 +89,7 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
 
 
 def backoff_s(settings: Settings, attempts: int, retry_after_s: float | None) -> float:
-    exponential = settings.outbox_backoff_s * 2 ** max(0, attempts - 1)
+    exponential = float(settings.outbox_backoff_s * 2 ** max(0, attempts - 1))
     delay = min(settings.outbox_backoff_max_s, exponential) * random.uniform(0.5, 1.0)
     if retry_after_s is not None:
         delay = max(delay, retry_after_s)

@@ -89,6 +89,10 @@ class VersionList(Schema):
 class AliasUpdate(Schema):
     version: str | int = Field(description="a ref: version number, alias, `latest` or digest")
     reason: str | None = Field(default=None, max_length=10_000)
+    override_gate: bool = Field(
+        default=False,
+        description="admin only, with a reason: move even where an evaluation gate refuses",
+    )
 
 
 class AliasOut(Schema):

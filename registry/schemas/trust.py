@@ -64,6 +64,16 @@ class PolicyCreate(Schema):
     alias: str = Field(max_length=64, pattern=ALIAS_PATTERN, description="alias name or pattern")
     require_reason: bool = True
     description: str = Field(default="", max_length=1000)
+    requirements: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="evidence a move needs, e.g. `sql_eval/exact_match >= 0.80`",
+    )
+    no_regression: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="metrics (`task/metric`) no worse than on the version the alias holds now",
+    )
 
 
 class PolicyOut(Schema):
@@ -74,6 +84,8 @@ class PolicyOut(Schema):
     description: str
     created_by: str
     created_at: datetime
+    requirements: list[str] = []
+    no_regression: list[str] = []
 
 
 class PolicyList(Schema):

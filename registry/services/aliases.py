@@ -10,6 +10,7 @@ from registry.db import write_transaction
 from registry.errors import AliasNotFound
 from registry.schemas.repos import AliasHistory, AliasHistoryEntry, AliasList, AliasOut
 from registry.services.audit import ALIAS_DELETE, ALIAS_SET, Caller, record_event
+from registry.services.eval_gates import enforce_gates
 from registry.services.names import check_alias_name, repository_id
 from registry.services.policies import check_alias_change
 from registry.services.refs import resolve_ref
@@ -105,11 +106,15 @@ def point_alias(
     version: Version,
     reason: str | None,
     caller: Caller,
+    *,
+    override_gate: bool = False,
 ) -> Alias:
     """Point ``alias`` at ``version`` inside the caller's write transaction, with its event.
 
     Pointing an alias where it already points changes nothing and records nothing.
-    A protected alias (``registry.services.policies``) needs promote and a reason.
+    A protected alias (``registry.services.policies``) needs promote and a reason, and the
+    evidence its rules require (``registry.services.eval_gates``): every alias move goes
+    through here, so every path is gated alike.
     """
     check_alias_change(
         session, caller, repository_id(repository.namespace, repository.name), alias, reason
@@ -119,6 +124,8 @@ def point_alias(
     if row is not None:
         if row.version_id == version.id:
             return row
+    gate = enforce_gates(session, caller, repository, alias, version, reason, override_gate)
+    if row is not None:
         previous = session.get(Version, row.version_id)
         before = previous.number if previous else None
         row.version_id = version.id  # type: ignore[assignment]
@@ -144,7 +151,7 @@ def point_alias(
         repository=repo_id,
         target=alias_target(repo_id, alias),
         before={"version": before},
-        after={"version": version.number, "reason": reason},
+        after={"version": version.number, "reason": reason, **gate},
     )
     return row
 
@@ -157,12 +164,16 @@ def set_alias(
     ref: str | int,
     reason: str | None,
     caller: Caller,
+    *,
+    override_gate: bool = False,
 ) -> AliasOut:
     check_alias_name(alias)
     with write_transaction(session):
         repository = lock_repository(session, namespace, name)
         version = resolve_ref(session, repository, ref)
-        row = point_alias(session, repository, alias, version, reason, caller)
+        row = point_alias(
+            session, repository, alias, version, reason, caller, override_gate=override_gate
+        )
     return _alias_out(session, repository, row)
 
 

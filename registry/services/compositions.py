@@ -12,6 +12,7 @@ from registry.config import Settings
 from registry.errors import Conflict, InvalidInput, InvalidReference
 from registry.schemas.compose import CompositionRequest, JobInput, JobOut
 from registry.services.audit import Caller
+from registry.services.eval_gates import refuse_unmeasured_version
 from registry.services.job_queue import JobQueue
 from registry.services.jobs import create_job
 from registry.services.names import check_alias_name, check_repository_name, repository_id
@@ -178,6 +179,7 @@ def submit_composition(
         check_alias_name(request.alias)
         # the job publishes as its submitter: a protected alias needs the submitter's promote
         check_alias_change(session, caller, target, request.alias, request.message)
+        refuse_unmeasured_version(session, target, request.alias)
     if check_access is not None:
         check_access(WRITE, namespace)
         for reference in [item.adapter for item in recipe.inputs] + [recipe.output.base]:

@@ -40,6 +40,7 @@ from registry.schemas.hub import (
     HubTreeLfs,
 )
 from registry.services.derived_files import derived_file, derived_files
+from registry.services.evals import card_with_results
 from registry.services.names import repository_id
 from registry.services.refs import find_version, resolve_ref
 from registry.services.repositories import find_repository
@@ -208,7 +209,7 @@ def model_info(session: Session, namespace: str, name: str, revision: str) -> Hu
         return _empty_model_info(empty)
     resolved = resolve_revision(session, namespace, name, revision)
     repository, version = resolved.repository, resolved.version
-    card = dict(version.card)
+    card = card_with_results(session, dict(version.card), resolved.repo_id, version)
     library = card.get("library_name")
     pipeline = card.get("pipeline_tag")
     return HubModelInfo(

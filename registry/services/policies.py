@@ -18,6 +18,12 @@ from registry.db import write_transaction
 from registry.errors import Conflict, Forbidden, PolicyNotFound
 from registry.schemas.trust import PolicyCreate, PolicyList, PolicyOut
 from registry.services.audit import Caller, record_event
+from registry.services.gate_rules import (
+    describe_requirement,
+    metric_name,
+    parse_no_regression,
+    parse_requirement,
+)
 from registry.services.principals import PROMOTE
 from registry.services.visibility import EVERYTHING, Visibility
 from registry.tables import AliasPolicy, utcnow
@@ -36,6 +42,8 @@ def _policy_out(row: AliasPolicy) -> PolicyOut:
         description=row.description,
         created_by=row.created_by,
         created_at=row.created_at,
+        requirements=[describe_requirement(spec) for spec in row.requirements],
+        no_regression=[metric_name(spec) for spec in row.no_regression],
     )
 
 
@@ -48,6 +56,13 @@ def repository_matches(pattern: str, repository: str) -> bool:
 
 
 def create_policy(session: Session, caller: Caller, body: PolicyCreate) -> PolicyOut:
+    requirements = [
+        parse_requirement(text, f"requirements[{i}]") for i, text in enumerate(body.requirements)
+    ]
+    no_regression = [
+        parse_no_regression(text, f"no_regression[{i}]")
+        for i, text in enumerate(body.no_regression)
+    ]
     row = AliasPolicy(
         repository_pattern=body.repository,
         alias_pattern=body.alias,
@@ -55,6 +70,8 @@ def create_policy(session: Session, caller: Caller, body: PolicyCreate) -> Polic
         description=body.description,
         created_by=caller.actor,
         created_at=utcnow(),
+        requirements=requirements,
+        no_regression=no_regression,
     )
     try:
         with write_transaction(session):
@@ -70,6 +87,8 @@ def create_policy(session: Session, caller: Caller, body: PolicyCreate) -> Polic
                     "repository": row.repository_pattern,
                     "alias": row.alias_pattern,
                     "require_reason": row.require_reason,
+                    "requirements": [describe_requirement(spec) for spec in requirements],
+                    "no_regression": [metric_name(spec) for spec in no_regression],
                 },
             )
     except IntegrityError as exc:

@@ -19,6 +19,7 @@ from registry.schemas.repos import FileEntry, PublishRequest, VersionOut
 from registry.services.aliases import point_alias
 from registry.services.audit import VERSION_PUBLISH, Caller, record_event
 from registry.services.base_models import link_base_model
+from registry.services.card_evals import CardEvidence, read_card_evidence, record_card_evidence
 from registry.services.names import check_alias_name, check_repository_name, repository_id
 from registry.services.repositories import lock_or_create_repository
 from registry.services.versions import version_out
@@ -123,6 +124,7 @@ def _commit_version(
     lineage: dict[str, Any] | None = None,
     precondition: Precondition | None = None,
     base_model_link: str | None = None,
+    evidence: Sequence[CardEvidence] = (),
 ) -> tuple[Repository, Version]:
     repo_id = repository_id(namespace, name)
     repository = lock_or_create_repository(session, namespace, name, request.kind, caller)
@@ -194,6 +196,7 @@ def _commit_version(
             "message": request.message,
         },
     )
+    record_card_evidence(session, caller, repository, version, evidence)
     if request.alias is not None:
         point_alias(session, repository, request.alias, version, request.message, caller)
     session.flush()
@@ -292,6 +295,7 @@ def publish_version(
         entries, metadata, card, link = _validate(
             session, store, settings, namespace, name, request, entries
         )
+        evidence = read_card_evidence(card, entries, store.read_bytes, settings)
     digest = manifest_digest(entries)
 
     try:
@@ -309,6 +313,7 @@ def publish_version(
                 lineage,
                 precondition,
                 base_model_link=link,
+                evidence=evidence,
             )
             # Once more, under the blob rows just inserted: ``lorry gc`` may have deleted an
             # unreferenced blob that this push reused (see registry.services.gc).

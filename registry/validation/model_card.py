@@ -289,3 +289,17 @@ def generate_model_card(repository: str, metadata: AdapterMetadata | Mapping[str
         "",
     ]
     return "\n".join(lines)
+
+
+def load_yaml_file(text: str, path: str) -> Any:
+    """A whole YAML file (an ``.eval_results/*.yaml``) under the front matter's rules: no
+    anchors, aliases or merge keys, nesting at most ``MAX_DEPTH``; JSON-ready data."""
+    try:
+        _check_events(text)
+        data = yaml.load(text, Loader=_Loader)
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        raise InvalidModelCard(f"{path} is not valid YAML ({exc}); fix it and push again") from None
+    try:
+        return _jsonable(data)
+    except InvalidModelCard:
+        raise InvalidModelCard(f"{path} holds binary data (!!binary); use text values") from None

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import typer
-from fastapi.testclient import TestClient
 
 from cli import admin_commands, registry_commands, server_commands, token_commands
 from registry.config import Settings
 from tests.support.live import LiveServer, serving
-from tests.support.tokens import bearer, make_token
-
-
-@pytest.fixture
-def token_factory(sqlite_client: TestClient) -> Callable[..., dict[str, str]]:
-    """Headers of a new token on the SQLite registry: ``token_factory(["write"], ["acme/*"])``."""
-
-    def factory(
-        scopes: list[str], namespaces: list[str] | None = None, principal: str = "tester"
-    ) -> dict[str, str]:
-        return bearer(make_token(sqlite_client, scopes, namespaces, principal))
-
-    return factory
 
 
 @pytest.fixture

@@ -107,6 +107,11 @@ ROUTES: dict[str, list[Call]] = {
     "GET /api/v1/repos/{namespace}/{name}/versions/{ref}/derived": [ok(f"{V1}/derived")],
     "GET /api/v1/repos/{namespace}/{name}/versions/{ref}/exports": [ok(f"{V1}/exports")],
     "GET /api/v1/repos/{namespace}/{name}/versions/{ref}/card": [ok(f"{V1}/card")],
+    "GET /api/v1/repos/{namespace}/{name}/versions/{ref}/evals": [ok(f"{V1}/evals")],
+    "GET /api/v1/repos/{namespace}/{name}/evals": [ok(f"{REPO}/evals")],
+    "GET /api/v1/repos/{namespace}/{name}/evals/compare": [
+        ok(f"{REPO}/evals/compare?base=1&candidate=production")
+    ],
     "GET /api/v1/audit": [
         ok("/api/v1/audit?limit=1000"),
         ok("/api/v1/audit?action=version.pull&limit=1000"),
@@ -259,6 +264,9 @@ def _push_namespace(client: TestClient, namespace: str, files: dict[str, bytes])
         }
         deployment = client.post(f"{repo}/deployments", json=target)
         assert deployment.status_code == 201, deployment.text
+        results = {"sql_eval": {"exact_match": 0.8}, "notes": f"secret plans of {namespace}-corp"}
+        evaluated = client.post(f"{repo}/versions/1/evals", json=results)
+        assert evaluated.status_code == 201, evaluated.text
         for url in (
             f"{repo}/versions/1/files/adapter_config.json",
             f"/{namespace}/sql-gen/resolve/main/ns.txt",

@@ -31,7 +31,16 @@ def set_alias(
     alias: str,
     body: AliasUpdate,
 ) -> AliasOut:
-    return aliases.set_alias(session, namespace, name, alias, body.version, body.reason, caller)
+    return aliases.set_alias(
+        session,
+        namespace,
+        name,
+        alias,
+        body.version,
+        body.reason,
+        caller,
+        override_gate=body.override_gate,
+    )
 
 
 @router.delete("/{alias}", status_code=204, response_class=Response)

@@ -1,6 +1,7 @@
 // Page: one repository: aliases, versions, and one version's files, model card and snippets.
 import * as api from "./api.js";
 import { add, breadcrumbs, emptyNote, errorBox, field, h, select, snippet, table } from "./dom.js";
+import { evalSection } from "./evals.js";
 import { digestElement, formatBytes, links, timeElement } from "./format.js";
 
 const PAGE_SIZE = 50;
@@ -366,9 +367,11 @@ export async function render(ctx, namespace, name) {
     return page;
   }
   const downloadStatus = h("div", { class: "download-status", role: "status" });
-  const [card, exportsList] = await Promise.all([
+  const [card, exportsList, results, history] = await Promise.all([
     api.get(`${versionRoute}/card`).catch((error) => ({ error })),
     api.getOptional(`${versionRoute}/exports`).catch(() => null),
+    api.getOptional(`${versionRoute}/evals`).catch(() => null),
+    api.getOptional(`${repoRoute}/evals`).catch(() => null),
   ]);
   add(details, 
     h("h2", { id: "version-heading" }, `Version ${version.version}`),
@@ -402,6 +405,7 @@ export async function render(ctx, namespace, name) {
     fileSection(repo, version, downloadStatus),
     exportSection(repo, version, exportsList, downloadStatus),
     downloadStatus,
+    evalSection(results, history, version.version),
     card && card.error ? errorBox(card.error, "The model card could not be read") : cardSection(card),
   );
   return page;
