@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 import composer
 from registry.config import Settings
-from registry.db import begin_write
+from registry.db import write_transaction
 from registry.errors import LorryError
 from registry.services.audit import Caller, record_event
 from registry.services.job_kinds import job_kind
@@ -138,15 +138,13 @@ class JobRunner:
 
     def _claim(self, job_id: str, worker: str) -> Job | None:
         with Session(self.engine, expire_on_commit=False) as session:
-            try:
-                begin_write(session)
+            with write_transaction(session):
                 row = session.exec(select(Job).where(Job.id == job_id).with_for_update()).first()
                 if row is None or row.state != "queued":
                     session.rollback()
                     return None
                 if row.cancel_requested:
                     finish_cancelled(session, row, Caller(actor=row.created_by), "cancelled")
-                    session.commit()
                     return None
                 now = utcnow()
                 row.state = "running"
@@ -156,11 +154,7 @@ class JobRunner:
                 row.heartbeat_at = now
                 append_log(row, f"started on {worker} (attempt {row.attempts})")
                 session.add(row)
-                session.commit()
                 return row
-            except BaseException:
-                session.rollback()
-                raise
 
     def _owned(self, session: Session, job_id: str, worker: str) -> Job | None:
         row = session.exec(select(Job).where(Job.id == job_id).with_for_update()).first()
@@ -184,8 +178,7 @@ class JobRunner:
             if now - last < _PROGRESS_EVERY_S and done < total:
                 return
             last = now
-            with Session(self.engine) as session:
-                begin_write(session)
+            with Session(self.engine) as session, write_transaction(session):
                 row = self._owned(session, job_id, worker)
                 if row is None or row.cancel_requested:
                     session.rollback()
@@ -194,14 +187,12 @@ class JobRunner:
                 row.current_module = module
                 row.heartbeat_at = utcnow()
                 session.add(row)
-                session.commit()
 
         return report
 
     def _requeue(self, job_id: str, worker: str) -> str | None:
         with Session(self.engine) as session:
-            try:
-                begin_write(session)
+            with write_transaction(session):
                 row = self._owned(session, job_id, worker)
                 if row is None:
                     session.rollback()
@@ -211,11 +202,7 @@ class JobRunner:
                 row.attempts -= 1
                 append_log(row, f"{worker} shut down mid-job; queued again")
                 session.add(row)
-                session.commit()
                 return "queued"
-            except BaseException:
-                session.rollback()
-                raise
 
     def _finish(
         self,
@@ -227,15 +214,13 @@ class JobRunner:
         result: JobOutcome | None = None,
     ) -> str | None:
         with Session(self.engine) as session:
-            try:
-                begin_write(session)
+            with write_transaction(session):
                 row = self._owned(session, job_id, worker)
                 if row is None:
                     session.rollback()
                     return None
                 if state == "cancelled":
                     finish_cancelled(session, row, caller, "cancelled between modules")
-                    session.commit()
                     return state
                 row.state = state
                 row.finished_at = utcnow()
@@ -263,8 +248,4 @@ class JobRunner:
                     target=job_target(job_id),
                     after=after,
                 )
-                session.commit()
                 return state
-            except BaseException:
-                session.rollback()
-                raise
