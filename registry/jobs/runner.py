@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -81,6 +82,19 @@ class _Heartbeat:
                     session.commit()
             except Exception:
                 logger.exception("heartbeat of job %s failed", self._job_id)
+
+
+def without_server_paths(message: str, settings: Settings) -> str:
+    """``message`` with the server's own paths taken out: a path in a job's scratch
+    directory becomes its part inside that directory (``source/config.json``), any other
+    path under the server's home its part inside the home. Callers see what went wrong,
+    never where the server keeps its files."""
+    roots = {settings.tmp_dir, settings.tmp_dir.resolve()}
+    for root in sorted(roots, key=lambda p: -len(str(p))):
+        message = re.sub(re.escape(str(root)) + r"/[^/\s'\"]+/?", "", message)
+    for home in sorted({settings.home, settings.home.resolve()}, key=lambda p: -len(str(p))):
+        message = re.sub(re.escape(str(home)) + r"/?", "", message)
+    return message
 
 
 class JobRunner:
@@ -226,6 +240,7 @@ class JobRunner:
                 row.finished_at = utcnow()
                 after: dict[str, Any] = {"job": job_id, "state": state}
                 if error is not None:
+                    error = (error[0], without_server_paths(error[1], self.settings))
                     row.error_code, row.error_message = error
                     append_log(row, f"failed: {error[0]}: {error[1]}")
                     after["error"] = error[0]

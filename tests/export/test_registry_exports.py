@@ -248,6 +248,9 @@ def test_failed_export_jobs_say_why_and_leave_no_export(
         assert job["state"] == "failed", job["log"]
         assert job["error"]["code"] == code
         assert words in job["error"]["message"]
+        # Messages never show the server's own paths (its temporary copies of the inputs).
+        for shown in (job["error"]["message"], json.dumps(job["log"])):
+            assert str(settings.home) not in shown and str(settings.home.resolve()) not in shown
         assert job["export"]["sha256"] is None
         assert client.get(exports_url(repository, 1)).json()["items"] == []
         events = client.get(f"{API}/audit", params={"action": "export.fail"}).json()["items"]
