@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from registry.app import create_app
 from registry.config import Settings
 from registry.jobs.outbox import OutboxWorker
-from tests.serving.conftest import add_webhook, deliveries
+from tests.serving.outbox import add_webhook, deliveries
 from tests.serving.receiver import Receiver, receiving
 from tests.support.rest import API, engine_of
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from registry import db
 from registry.config import Settings
-from tests.serving.conftest import wait_until
+from tests.serving.outbox import wait_until
 from tests.serving.receiver import Receiver, receiving
 from tests.support.processes import free_port, lorry_process, settings_env
 from tests.support.rest import API, push_ok

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.serving.conftest import wait_until
+from tests.serving.outbox import wait_until
 from tests.serving.receiver import Receiver, receiving
 from tests.support.rest import API, push_ok, with_extra
 

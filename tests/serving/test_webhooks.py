@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from registry.jobs.outbox import OutboxWorker
 from registry.tables import OutboxDelivery
-from tests.serving.conftest import add_webhook, deliveries, fast_outbox, wait_until
+from tests.serving.outbox import add_webhook, deliveries, fast_outbox, wait_until
 from tests.serving.receiver import Receiver, receiving
 from tests.support.rest import API, engine_of, push_ok, with_extra
 
