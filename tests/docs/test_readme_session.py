@@ -75,7 +75,7 @@ def test_readme_example_adapter_loads_in_peft(tmp_path: Path) -> None:
     PEFT loads it, and its forward pass adds exactly ``scale * B @ A``."""
     from peft import PeftModel
 
-    from tests.factories import build_tiny_llama, load_tiny_llama
+    from tests.support.factories import build_tiny_llama, load_tiny_llama
 
     make = next(c for c in runnable_commands(README, "first-session") if "make_adapter" in c)
     workdir = clone_dir(tmp_path)
