@@ -6,7 +6,9 @@ import copy
 from pathlib import Path
 
 import torch
+import typer
 
+from cli.compose_commands import register
 from tests.support.factories import load_tiny_llama
 
 INPUT_IDS = torch.tensor([[1, 5, 9, 17, 33, 65, 100, 127], [3, 2, 1, 0, 64, 32, 16, 8]])
@@ -52,3 +54,15 @@ def combine(*terms: tuple[float, dict[str, torch.Tensor]]) -> dict[str, torch.Te
         for name, delta in deltas.items():
             out[name] = out.get(name, torch.zeros_like(delta)) + coefficient * delta
     return out
+
+
+def compose_app() -> typer.Typer:
+    """A `lorry` app holding only the compose command (the local composer's CLI)."""
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None:
+        """Test app holding only the compose command."""
+
+    register(app)
+    return app

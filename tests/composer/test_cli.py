@@ -7,21 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import typer
 from typer.testing import CliRunner
 
-from cli.compose_commands import register
-
-
-def _app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """Test app holding only the compose command."""
-
-    register(app)
-    return app
+from tests.composer.helpers import compose_app as _app
 
 
 def _write_recipe(tmp_path: Path, adapter_a: Path, adapter_b: Path) -> Path:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from composer import RecipeError
 from composer.recipe import parse_recipe
-from tests.composer.test_cli import _app
+from tests.composer.helpers import compose_app as _app
 
 
 def _mergekit(base: Path, adapter_a: Path, adapter_b: Path) -> dict:
