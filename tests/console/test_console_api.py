@@ -8,7 +8,6 @@ import tomllib
 from pathlib import Path, PurePosixPath
 
 from fastapi.testclient import TestClient
-
 from sqlmodel import Session
 
 from registry.console import STATIC_DIR
