@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -30,6 +30,19 @@ ACTIONS = (
     ALIAS_SET,
     ALIAS_DELETE,
 )
+PULL_ACTIONS = (VERSION_PULL,)
+"""Actions that record a read, not a change (pulls before the access log existed)."""
+AuditKind = Literal["all", "mutation", "pull"]
+"""Which events an audit query keeps: every one, the changes only, or the pulls only."""
+
+
+def kind_condition(kind: AuditKind) -> Any:
+    """The WHERE clause keeping the events of ``kind`` (``None`` for ``all``)."""
+    if kind == "mutation":
+        return col(AuditEvent.action).not_in(PULL_ACTIONS)
+    if kind == "pull":
+        return col(AuditEvent.action).in_(PULL_ACTIONS)
+    return None
 
 
 @dataclass(frozen=True)
@@ -101,10 +114,14 @@ def query_audit(
     limit: int = 100,
     offset: int = 0,
     visible: Visibility = EVERYTHING,
+    kind: AuditKind = "all",
 ) -> AuditList:
     """Events matching every given filter, newest first; ``until`` is exclusive.
-    ``visible`` keeps only events of repositories the caller may read."""
+    ``visible`` keeps only events of repositories the caller may read; ``kind`` keeps the
+    changes (``mutation``), the pulls (``pull``) or both."""
     conditions = [visible.where(col(AuditEvent.repository), repository=True)]
+    if kind != "all":
+        conditions.append(kind_condition(kind))
     if repository is not None:
         conditions.append(col(AuditEvent.repository) == repository)
     if action is not None:

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from registry.config import Settings
 from registry.errors import InvalidModelCard, TooLarge
 from registry.schemas.console import AuditFacets, RenderedCard, WhoAmI
+from registry.services.audit import AuditKind, kind_condition
 from registry.services.names import repository_id
 from registry.services.principals import SCOPES, Principal
 from registry.services.refs import resolve_ref
@@ -106,9 +107,11 @@ def rendered_card(
     )
 
 
-def audit_facets(session: Session, visible: Visibility) -> AuditFacets:
-    """Distinct actions and actors among the audit events the caller may read."""
+def audit_facets(session: Session, visible: Visibility, kind: AuditKind = "all") -> AuditFacets:
+    """Distinct actions and actors among the audit events of ``kind`` the caller may read."""
     conditions = [visible.where(col(AuditEvent.repository), repository=True)]
+    if kind != "all":
+        conditions.append(kind_condition(kind))
 
     def values(column: Any) -> list[str]:
         query = select(column).where(*conditions).distinct().order_by(column).limit(MAX_FACETS)

@@ -53,6 +53,77 @@ document.getElementById(id).value =
 """
 
 
+CHROME_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-extensions",
+    "--window-size=1400,1000",
+)
+
+OVERFLOW = """
+const doc = document.documentElement;
+const wide = [...document.querySelectorAll("body *")]
+  .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 1
+    && !el.closest(".table-wrap, .graph-wrap, pre, [popover]"))
+  .slice(0, 5)
+  .map((el) => `${el.tagName.toLowerCase()}.${el.className}`);
+return {scrollWidth: doc.scrollWidth, innerWidth: window.innerWidth, wide};
+"""
+"""How wide the page is against the viewport, and the first elements sticking out of it
+(outside the boxes that scroll on their own: tables, graphs, code)."""
+
+
+class BrowserUnavailable(RuntimeError):
+    """Chromium, chromedriver or selenium is missing, or Chromium did not start."""
+
+
+def start_chromium(downloads_dir: Path) -> Any:
+    """Headless Chromium driven by chromedriver (both from the system; nothing downloaded);
+    files the pages download land in ``downloads_dir``."""
+    from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.chrome.service import Service
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromedriver = shutil.which("chromedriver")
+    if chromium is None or chromedriver is None:
+        raise BrowserUnavailable(
+            "the browser tests need Chromium and chromedriver on PATH "
+            "(Debian: apt-get install chromium chromium-driver)"
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.add_experimental_option(
+        "prefs",
+        {"download.default_directory": str(downloads_dir), "download.prompt_for_download": False},
+    )
+    for flag in CHROME_FLAGS:
+        options.add_argument(flag)
+    try:
+        driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    except WebDriverException as exc:
+        raise BrowserUnavailable(
+            f"could not start headless Chromium ({chromium}, {chromedriver}): {exc.msg}"
+        ) from exc
+    driver.set_page_load_timeout(30)
+    return driver
+
+
+def set_viewport(driver: Any, width: int, height: int = 1000) -> None:
+    """Make the page's viewport exactly ``width`` x ``height`` CSS pixels (0, 0: undo)."""
+    if width == 0:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        return
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+    )
+
+
 class Console:
     """The console at ``url`` in ``driver``; screenshots go to ``shots`` and ``copy_to``."""
 
@@ -125,6 +196,21 @@ class Console:
             for entry in self.driver.get_log("browser")
             if entry["level"] == "SEVERE" and "Failed to load resource" not in entry["message"]
         ]
+
+    def overflow(self) -> dict[str, Any]:
+        """``scrollWidth``, ``innerWidth`` and the elements wider than the viewport."""
+        found: dict[str, Any] = self.script(OVERFLOW)
+        return found
+
+    def full_page_shot(self, path: Path, width: int, max_height: int = 8000) -> None:
+        """The whole page (its first ``max_height`` pixels), ``width`` CSS pixels wide, as a
+        PNG at ``path``."""
+        height = int(self.script("return document.documentElement.scrollHeight"))
+        set_viewport(self.driver, width, min(max(height, 600), max_height))
+        try:
+            assert self.driver.save_screenshot(str(path)), f"no screenshot {path}"
+        finally:
+            set_viewport(self.driver, width)
 
     def screenshot(self, name: str) -> Path:
         """The whole page as ``name``.png (the window grows to the page's height for it)."""

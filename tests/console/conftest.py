@@ -7,7 +7,7 @@ with a token), for the tests of signing in.
 
 from __future__ import annotations
 
-import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,16 +16,6 @@ import pytest
 
 from tests.console.seeding import SeededRegistry, seeded_registry_at
 from tests.support.processes import unavailable
-
-CHROME_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-extensions",
-    "--window-size=1400,1000",
-)
 
 
 @pytest.fixture(scope="module")
@@ -53,35 +43,15 @@ def downloads_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(downloads_dir: Path) -> Iterator[Any]:
-    """Headless Chromium driven by chromedriver (both from the system; nothing downloaded);
-    files the pages download land in ``downloads_dir``."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    chromedriver = shutil.which("chromedriver")
-    if chromium is None or chromedriver is None:
-        unavailable(
-            "the browser tests need Chromium and chromedriver on PATH "
-            "(Debian: apt-get install chromium chromium-driver)"
-        )
+    """Headless Chromium (``tests.console.browsing.start_chromium``)."""
     try:
-        from selenium import webdriver
-        from selenium.common.exceptions import WebDriverException
-        from selenium.webdriver.chrome.service import Service
+        from tests.console.browsing import BrowserUnavailable, start_chromium
     except ImportError:
         unavailable("the browser tests need selenium (pip install -e '.[test]')")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    options.add_experimental_option(
-        "prefs",
-        {"download.default_directory": str(downloads_dir), "download.prompt_for_download": False},
-    )
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
     try:
-        driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
-    except WebDriverException as exc:
-        unavailable(f"could not start headless Chromium ({chromium}, {chromedriver}): {exc.msg}")
-    driver.set_page_load_timeout(30)
+        driver = start_chromium(downloads_dir)
+    except BrowserUnavailable as exc:
+        unavailable(str(exc))
     try:
         yield driver
     finally:
@@ -91,3 +61,22 @@ def browser(downloads_dir: Path) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def shots_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("console-screenshots")
+
+
+@pytest.fixture(scope="session")
+def shots_copy_dir() -> Path:
+    """Screenshots are copied here too, for a person to look at after the run."""
+    return Path(tempfile.gettempdir()) / "console-shots"
+
+
+@pytest.fixture(scope="module")
+def console(
+    browser: Any, seeded_registry: SeededRegistry, shots_dir: Path, shots_copy_dir: Path
+) -> Iterator[Any]:
+    """The console of the open registry (``tests.console.browsing.Console``); no script error
+    may be logged by the end of the module."""
+    from tests.console.browsing import Console
+
+    page = Console(browser, seeded_registry.url, shots_dir, shots_copy_dir)
+    yield page
+    assert page.script_errors() == []

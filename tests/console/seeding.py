@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlmodel import Session
 
 from registry import db
 from registry.config import Settings
+from registry.services.audit import VERSION_PULL, Caller, record_event
 from tests.support.live import LiveServer, serving
-from tests.support.rest import API, push_ok, wait_for_job
+from tests.support.rest import API, database_engine, push_ok, wait_for_job
 
 CARD = """---
 license: apache-2.0
@@ -85,6 +87,53 @@ def _with_off_base(skills: dict[str, dict[str, bytes]]) -> dict[str, dict[str, b
     return files
 
 
+def _seed_main_alias(
+    http: httpx.Client, adapters: dict[str, dict[str, bytes]], versions: dict[str, dict[str, Any]]
+) -> None:
+    """acme/summarizer: two versions; Hugging Face `main` follows `production`, which points
+    at v1, so what `main` serves is not the latest version."""
+    for number, name in ((1, "formal-tone"), (2, "toxic")):
+        versions[f"summarizer@{number}"] = push_ok(
+            http, "acme/summarizer", adapters[name], message=f"summarizer round {number}"
+        )
+    moved = http.put(
+        f"{API}/repos/acme/summarizer/aliases/production",
+        json={"version": 1, "reason": "v2 is still under review"},
+    )
+    assert moved.status_code == 200, moved.text
+    main = http.patch(f"{API}/repos/acme/summarizer", json={"main_alias": "production"})
+    assert main.status_code == 200, main.text
+
+
+SEEDED_PULLS = (
+    ("acme/summarizer", 1, "adapter_config.json"),
+    ("acme/summarizer", 1, "adapter_model.safetensors"),
+    ("acme/summarizer", 2, "adapter_config.json"),
+)
+"""Files downloaded once each while seeding (the access log's pulls)."""
+
+
+def _seed_pulls(server: LiveServer, http: httpx.Client) -> None:
+    """The pulls of ``SEEDED_PULLS`` (access log), and one pull recorded the way registries
+    did before the access log existed: a ``version.pull`` audit event."""
+    for repository, version, path in SEEDED_PULLS:
+        pulled = http.get(f"{API}/repos/{repository}/versions/{version}/files/{path}")
+        assert pulled.status_code == 200, pulled.text
+    server.server.config.app.state.access_log.flush()
+    with (
+        database_engine(server.settings) as engine,
+        Session(engine) as session,
+        db.write_transaction(session),
+    ):
+        record_event(
+            session,
+            Caller(actor="legacy-puller"),
+            VERSION_PULL,
+            repository="acme/summarizer",
+            target="acme/summarizer@1/adapter_config.json",
+        )
+
+
 def _seed(
     server: LiveServer, http: httpx.Client, adapters: dict[str, dict[str, bytes]]
 ) -> SeededRegistry:
@@ -117,6 +166,8 @@ def _seed(
         assert moved.status_code == 200, moved.text
         time.sleep(0.05)  # distinct instants, so that a time between two moves exists
     history = http.get(f"{API}/repos/acme/sql-gen/aliases/production/history").json()["items"]
+    _seed_main_alias(http, adapters, versions)
+    _seed_pulls(server, http)
 
     registry = SeededRegistry(server=server, production_history=history, versions=versions)
     formal = compose(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,24 +33,13 @@ from tests.console.browsing import Console  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-SHOTS_DIR = Path(tempfile.gettempdir()) / "console-shots"
-"""Screenshots are copied here too, for a person to look at after the run."""
-
-
-@pytest.fixture(scope="module")
-def console(browser: Any, seeded_registry: SeededRegistry, shots_dir: Path) -> Iterator[Console]:
-    """The console of the open registry."""
-    page = Console(browser, seeded_registry.url, shots_dir, SHOTS_DIR)
-    yield page
-    assert page.script_errors() == []
-
 
 @pytest.fixture(scope="module")
 def closed_console(
-    browser: Any, closed_registry: SeededRegistry, shots_dir: Path
+    browser: Any, closed_registry: SeededRegistry, shots_dir: Path, shots_copy_dir: Path
 ) -> Iterator[Console]:
     """The console of the registry closed by ``tokens`` (another origin: its own storage)."""
-    page = Console(browser, closed_registry.url, shots_dir, SHOTS_DIR)
+    page = Console(browser, closed_registry.url, shots_dir, shots_copy_dir)
     yield page
     assert page.script_errors() == []
 
@@ -386,10 +374,17 @@ def test_with_tokens_the_console_asks_for_one_and_shows_only_what_the_token_may_
     console.open("/repos")
     console.script("sessionStorage.clear()")
     console.open("/repos")
-    panel = console.find("#token-panel")
-    assert panel.is_displayed()
-    assert "This registry uses access tokens" in panel.text
+    assert console.find("#sign-in").is_displayed(), "a compact control in the header"
+    assert not console.find("#token-panel").is_displayed(), "no panel for anonymous visitors"
+    assert console.find_all("main #token-panel, main #token-input") == []
+    header = console.script("return document.querySelector('.site-header').offsetHeight")
+    assert header < 80, f"the header is {header} px high"
     assert "Anonymous" in console.text("#session")
+    console.find("#sign-in").click()
+    console.wait_until(lambda: console.find("#token-panel").is_displayed(), "the popover")
+    assert "Sign in with a token" in console.text("#token-panel")
+    assert console.find("#sign-in").get_attribute("aria-expanded") == "true"
+    assert console.active_element()["id"] == "token-input"
     assert console.unlabelled_controls() == []
     console.screenshot("10-token-prompt")
 
@@ -400,6 +395,7 @@ def test_with_tokens_the_console_asks_for_one_and_shows_only_what_the_token_may_
     console.wait_rendered()
     assert not console.find("#token-panel").is_displayed()
     assert "read on beta/*" in console.text("#session")
+    assert console.find("#sign-out").is_displayed()
     names = [link.text for link in console.find_all("table.repos a.repo-name")]
     assert names == ["beta/chat-tone"]
     console.screenshot("11-namespace-token")
@@ -424,8 +420,12 @@ def test_with_tokens_the_console_asks_for_one_and_shows_only_what_the_token_may_
     console.open("/repos/acme/sql-gen")
     error = console.text("main .error")
     assert "forbidden" in error and "beta-reader" in error
-    console.find("button.link-button").click()  # forget the token
-    console.wait_until(lambda: console.find("#token-panel").is_displayed(), "the token panel")
+    console.find("#sign-out").click()
+    console.wait_until(lambda: console.find_all("#sign-in"), "the sign-in control")
+    assert not console.find("#token-panel").is_displayed()
+    assert "Anonymous" in console.text("#session")
+    console.find("#sign-in").click()
+    console.wait_until(lambda: console.find("#token-panel").is_displayed(), "the popover")
 
     console.find("#token-input").send_keys("lorry_000000000000_not-a-token", Keys.ENTER)
     console.wait_until(

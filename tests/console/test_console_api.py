@@ -8,10 +8,13 @@ import tomllib
 from pathlib import Path, PurePosixPath
 
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 
 from registry.console import STATIC_DIR
+from registry.db import write_transaction
+from registry.services.audit import VERSION_PULL, Caller, record_event
 from registry.services.console import card_body, render_markdown
-from tests.support.rest import API, push_ok
+from tests.support.rest import API, engine_of, push_ok
 from tests.support.tokens import bearer, make_token
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -184,6 +187,49 @@ def test_audit_facets_list_only_the_actions_and_actors_the_caller_may_read(
     assert limited == {"actions": ["repository.create", "version.publish"], "actors": ["local"]}
     anonymous = sqlite_client.get(f"{API}/audit/facets").json()
     assert "token.create" in anonymous["actions"] and "local:test" in anonymous["actors"]
+
+
+def test_audit_kind_leaves_out_or_keeps_only_the_pulls_within_the_callers_scope(
+    sqlite_client: TestClient, adapter_files: dict[str, bytes]
+) -> None:
+    push_ok(sqlite_client, "acme/sql-lora", adapter_files)
+    push_ok(sqlite_client, "beta/chat", adapter_files)
+    with Session(engine_of(sqlite_client)) as session, write_transaction(session):
+        for repository in ("acme/sql-lora", "beta/chat"):  # pulls from before the access log
+            record_event(
+                session,
+                Caller(actor="puller"),
+                VERSION_PULL,
+                repository=repository,
+                target=f"{repository}@1/adapter_config.json",
+            )
+
+    def actions(kind: str, headers: dict[str, str] | None = None) -> list[tuple[str, str]]:
+        response = sqlite_client.get(
+            f"{API}/audit", params={"kind": kind, "limit": 1000}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        return [(event["action"], event["repository"]) for event in response.json()["items"]]
+
+    everything = actions("all")
+    assert ("version.pull", "acme/sql-lora") in everything
+    assert ("version.publish", "acme/sql-lora") in everything
+    assert all(action != "version.pull" for action, _ in actions("mutation"))
+    assert sorted(actions("mutation") + actions("pull")) == sorted(everything)
+    assert sorted(actions("pull")) == [
+        ("version.pull", "acme/sql-lora"),
+        ("version.pull", "beta/chat"),
+    ]
+    facets = sqlite_client.get(f"{API}/audit/facets", params={"kind": "mutation"}).json()
+    assert "version.pull" not in facets["actions"] and "puller" not in facets["actors"]
+    assert "version.pull" in sqlite_client.get(f"{API}/audit/facets").json()["actions"]
+
+    make_token(sqlite_client, ["admin"], principal="ops")
+    reader = bearer(make_token(sqlite_client, ["read"], ["beta/*"], principal="beta-reader"))
+    assert actions("pull", reader) == [("version.pull", "beta/chat")]
+    assert {repository for _, repository in actions("mutation", reader)} == {"beta/chat"}
+    refused = sqlite_client.get(f"{API}/audit", params={"kind": "pulls"})
+    assert refused.status_code == 422, refused.text
 
 
 def test_every_static_file_is_in_the_package_data() -> None:

@@ -115,9 +115,14 @@ ROUTES: dict[str, list[Call]] = {
     "GET /api/v1/audit": [
         ok("/api/v1/audit?limit=1000"),
         ok("/api/v1/audit?action=version.pull&limit=1000"),
+        ok("/api/v1/audit?kind=mutation&limit=1000"),
+        ok("/api/v1/audit?kind=pull&limit=1000"),
         ok("/api/v1/audit?repository=ACME/sql-gen"),
     ],
-    "GET /api/v1/audit/facets": [ok("/api/v1/audit/facets")],
+    "GET /api/v1/audit/facets": [
+        ok("/api/v1/audit/facets"),
+        ok("/api/v1/audit/facets?kind=mutation"),
+    ],
     "GET /api/v1/audit/verify": [refused("/api/v1/audit/verify", 403)],  # read on * only
     "HEAD /api/v1/blobs/sha256/{sha256}": [ok("/api/v1/blobs/sha256/{own_blob}")],
     "GET /api/v1/tokens": [refused("/api/v1/tokens", 403)],

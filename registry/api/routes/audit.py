@@ -9,6 +9,7 @@ from registry.api.access import VisibilityDep
 from registry.api.deps import SessionDep
 from registry.schemas.repos import AuditList
 from registry.services import audit
+from registry.services.audit import AuditKind
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -24,9 +25,11 @@ def query_audit(
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
+    kind: AuditKind = "all",
 ) -> AuditList:
     """Audit events, newest first; ``since`` is inclusive, ``until`` exclusive (ISO 8601,
-    UTC when no offset is given)."""
+    UTC when no offset is given); ``kind=mutation`` leaves out pulls (``version.pull``),
+    ``kind=pull`` keeps only them."""
     return audit.query_audit(
         session,
         repository=repository,
@@ -37,4 +40,5 @@ def query_audit(
         limit=limit,
         offset=offset,
         visible=visible,
+        kind=kind,
     )

@@ -8,6 +8,7 @@ from registry.api.access import VisibilityDep
 from registry.api.deps import BlobStoreDep, PrincipalDep, SessionDep, SettingsDep
 from registry.schemas.console import AuditFacets, RenderedCard, WhoAmI
 from registry.services import console
+from registry.services.audit import AuditKind
 
 router = APIRouter(tags=["console"])
 
@@ -34,6 +35,9 @@ def rendered_card(
 
 
 @router.get("/audit/facets")
-def audit_facets(session: SessionDep, visible: VisibilityDep) -> AuditFacets:
-    """The distinct actions and actors of the audit events the caller may read (for filters)."""
-    return console.audit_facets(session, visible)
+def audit_facets(
+    session: SessionDep, visible: VisibilityDep, kind: AuditKind = "all"
+) -> AuditFacets:
+    """The distinct actions and actors of the audit events the caller may read (for filters);
+    ``kind`` as for ``GET /audit``."""
+    return console.audit_facets(session, visible, kind)

@@ -27,7 +27,6 @@ const ROUTES = [
   { pattern: /^\/jobs\/?$/, page: jobsPage, nav: "jobs" },
   { pattern: /^\/audit\/?$/, page: auditPage, nav: "audit" },
 ];
-const ANONYMOUS_KEY = "lorry.console.anonymous";
 
 const state = {
   session: null,
@@ -67,6 +66,23 @@ function describeGrant(session) {
   return `${session.scopes.join(", ")} on ${where}`;
 }
 
+function signInButton() {
+  return h(
+    "button",
+    {
+      type: "button",
+      id: "sign-in",
+      class: "header-button",
+      "aria-haspopup": "dialog",
+      "aria-controls": "token-panel",
+      "aria-expanded": "false",
+      onclick: () => showTokenPanel(),
+    },
+    "Sign in with token",
+  );
+}
+
+// The header's session control: who reads, what that may read, and the way to sign in or out.
 function renderSession() {
   const box = document.getElementById("session");
   const session = state.session;
@@ -74,42 +90,39 @@ function renderSession() {
     box.replaceChildren(h("span", { class: "muted" }, "Registry unreachable"));
     return;
   }
+  const grant = describeGrant(session);
   if (session.mode === "open") {
     box.replaceChildren(
-      h("span", { class: "who" }, "Open registry: no tokens yet"),
-      h("span", { class: "grant" }, `you are ${session.principal} (${describeGrant(session)})`),
+      h("span", { class: "who", title: `Open registry: no token exists yet; you read as ${session.principal} (${grant})` }, session.principal),
+      h("span", { class: "grant" }, "open registry, no tokens"),
     );
     return;
   }
   if (api.getToken()) {
     box.replaceChildren(
-      h("span", { class: "who" }, `Signed in as ${session.principal}`),
-      h("span", { class: "grant" }, `token ${session.token_id}: ${describeGrant(session)}`),
-      h("button", { type: "button", class: "link-button", onclick: forgetToken }, "Forget token"),
+      h("span", { class: "who", title: `token ${session.token_id}: ${grant}` }, `Signed in as ${session.principal}`),
+      h("span", { class: "grant" }, grant),
+      h("button", { type: "button", id: "sign-out", class: "header-button", onclick: forgetToken }, "Sign out"),
     );
     return;
   }
   box.replaceChildren(
-    h("span", { class: "who" }, "Anonymous"),
-    h("span", { class: "grant" }, describeGrant(session)),
-    h("button", { type: "button", class: "link-button", onclick: () => showTokenPanel() }, "Use a token"),
+    h("span", { class: "who", title: `anonymous visitors may read: ${grant}` }, "Anonymous"),
+    h("span", { class: "grant" }, grant),
+    signInButton(),
   );
 }
 
+/** Whether the sign-in popover opens by itself: the registry needs a token to read anything,
+ * or the token just given was refused. Anonymous visitors who may read are not interrupted. */
 function tokenPanelWanted() {
   const session = state.session;
   if (!session || session.mode !== "closed" || api.getToken()) return false;
-  if (state.askForToken || state.tokenError) return true;
-  return !session.anonymous_read || sessionStorage.getItem(ANONYMOUS_KEY) !== "1";
+  return Boolean(state.askForToken || state.tokenError || !session.anonymous_read);
 }
 
-function renderTokenPanel() {
+function buildTokenPanel() {
   const panel = document.getElementById("token-panel");
-  if (!tokenPanelWanted()) {
-    panel.hidden = true;
-    panel.replaceChildren();
-    return;
-  }
   const session = state.session;
   const input = h("input", {
     id: "token-input",
@@ -124,23 +137,23 @@ function renderTokenPanel() {
     "form",
     { class: "token-form", onsubmit: (event) => submitToken(event, input.value) },
     field("Access token", input, "A Lorry token (lorry_…); a read token is enough."),
-    h("div", { class: "actions" }, h("button", { type: "submit" }, "Use token")),
+    h(
+      "div",
+      { class: "actions" },
+      h("button", { type: "submit" }, "Sign in"),
+      h("button", { type: "button", class: "secondary", onclick: () => hideTokenPanel() }, "Cancel"),
+    ),
   );
-  if (session.anonymous_read) {
-    form.querySelector(".actions").append(
-      h("button", { type: "button", class: "secondary", onclick: browseAnonymously }, "Browse anonymously"),
-    );
-  }
   panel.replaceChildren();
   add(
     panel,
-    h("h2", { id: "token-heading" }, "This registry uses access tokens"),
+    h("h2", { id: "token-heading" }, "Sign in with a token"),
     h(
       "p",
-      {},
-      session.anonymous_read
-        ? "Without a token you read what anonymous visitors may read. Paste a token to see what it grants."
-        : "Reading needs a token here: paste one to continue.",
+      { class: "hint" },
+      session && session.anonymous_read
+        ? "Without a token you read what anonymous visitors may read; a token shows what it grants."
+        : "Reading needs a token on this registry.",
     ),
     state.tokenError ? errorBox(state.tokenError, "The token was refused") : null,
     form,
@@ -148,10 +161,19 @@ function renderTokenPanel() {
       "p",
       { class: "hint" },
       "The token stays in this browser tab (sessionStorage) and is sent only to this registry, " +
-        "as an Authorization header. The console only reads; it never changes anything.",
+        "as an Authorization header. The console only reads.",
     ),
   );
-  panel.hidden = false;
+}
+
+function renderTokenPanel() {
+  const panel = document.getElementById("token-panel");
+  if (tokenPanelWanted()) {
+    showTokenPanel();
+    return;
+  }
+  if (panel.matches(":popover-open")) panel.hidePopover();
+  panel.replaceChildren();
 }
 
 async function submitToken(event, value) {
@@ -171,25 +193,28 @@ async function submitToken(event, value) {
   }
 }
 
-function browseAnonymously() {
-  sessionStorage.setItem(ANONYMOUS_KEY, "1");
+function hideTokenPanel() {
   state.askForToken = false;
-  state.tokenError = null;
-  renderTokenPanel();
-  main().focus();
+  const panel = document.getElementById("token-panel");
+  if (panel.matches(":popover-open")) panel.hidePopover();
+  document.getElementById("sign-in")?.focus();
 }
 
 async function forgetToken() {
   api.forgetToken();
-  state.askForToken = true;
   await loadSession();
   state.lastPath = null;
   await route();
+  document.getElementById("sign-in")?.focus();
 }
 
 function showTokenPanel() {
+  const panel = document.getElementById("token-panel");
   state.askForToken = true;
-  renderTokenPanel();
+  buildTokenPanel();
+  // Just below the header, however many lines it wrapped to.
+  panel.style.top = `${Math.round(document.querySelector(".site-header").getBoundingClientRect().bottom) + 6}px`;
+  if (!panel.matches(":popover-open")) panel.showPopover();
   document.getElementById("token-input")?.focus();
 }
 
@@ -227,7 +252,7 @@ function pageError(error) {
     h("h1", {}, unauthorized ? "Not allowed" : "Something went wrong"),
     errorBox(error),
     unauthorized && state.session && state.session.mode === "closed"
-      ? h("p", {}, h("button", { type: "button", onclick: () => showTokenPanel() }, "Use a token"))
+      ? h("p", {}, h("button", { type: "button", onclick: () => showTokenPanel() }, "Sign in with token"))
       : null,
   );
 }
@@ -288,6 +313,15 @@ async function start() {
     main().focus();
   });
   window.addEventListener("hashchange", route);
+  const panel = document.getElementById("token-panel");
+  panel.addEventListener("toggle", (event) => {
+    const open = event.newState === "open";
+    if (!open) {
+      state.askForToken = false;
+      state.tokenError = null;
+    }
+    document.getElementById("sign-in")?.setAttribute("aria-expanded", String(open));
+  });
   await loadSession();
   await route();
 }

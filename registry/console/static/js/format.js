@@ -21,12 +21,27 @@ export function utcOffset(date = new Date()) {
   return `UTC${sign}${pad(Math.floor(Math.abs(minutes) / 60))}:${pad(Math.abs(minutes) % 60)}`;
 }
 
-/** "2024-05-07 14:30:12" in the browser's time zone. */
+/** "2024-05-07 14:30:12" in the browser's time zone (no zone: see `localStamp`). */
 export function localText(date) {
   return (
     `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
     `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`
   );
+}
+
+/** The browser's zone at `date` as people write it: "UTC", "CET", "EST", or "GMT+5:30" where
+ * the zone has no abbreviation in the browser's language. */
+export function zoneName(date = new Date()) {
+  const part = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" })
+    .formatToParts(date)
+    .find((item) => item.type === "timeZoneName");
+  return part ? part.value : utcOffset(date);
+}
+
+/** The console's one rule for a time shown: local time to the second with its zone,
+ * "2024-05-07 14:30:12 CEST". */
+export function localStamp(date) {
+  return `${localText(date)} ${zoneName(date)}`;
 }
 
 /** The value a <input type="datetime-local" step="0.001"> takes for `date`. */
@@ -45,15 +60,12 @@ export function isoFromLocalInput(value) {
   return Number.isNaN(date.getTime()) ? "" : date.toISOString();
 }
 
-/** A <time> element: local time shown, the exact UTC instant in `datetime` and the tooltip. */
+/** A <time> element: local time with its zone shown, the exact instant (ISO 8601, UTC) in
+ * `datetime` and the tooltip. */
 export function timeElement(text) {
   const date = parseTime(text);
   if (!date) return h("span", { class: "muted" }, "—");
-  return h(
-    "time",
-    { datetime: date.toISOString(), title: `${date.toISOString()} (UTC)` },
-    localText(date),
-  );
+  return h("time", { datetime: date.toISOString(), title: date.toISOString() }, localStamp(date));
 }
 
 export function formatBytes(size) {

@@ -1,7 +1,7 @@
 // Page: composition jobs; refreshed every few seconds while one is queued or running.
 import * as api from "./api.js";
 import { add, emptyNote, errorBox, field, h, select, stateBadge, table } from "./dom.js";
-import { links, localText, timeElement, versionLink } from "./format.js";
+import { links, localStamp, timeElement, versionLink } from "./format.js";
 
 const POLL_MS = 2000;
 const STATES = ["queued", "running", "succeeded", "failed", "cancelled"];
@@ -34,7 +34,7 @@ function outcome(job) {
   return h("span", { class: "muted" }, ACTIVE.has(job.state) ? "in progress" : "—");
 }
 
-const COLUMNS = ["Job", "State", "Target", "Output", "Progress", "Result or error", "By", "Submitted", "Took", "Log"];
+const COLUMNS = ["Job", "State", "Target", "Progress", "Result or error", "Submitted", "Took", "Log"];
 
 function detailsBody(job) {
   return h(
@@ -96,12 +96,13 @@ function jobRows(job, openIds) {
   const cells = [
     h("code", { title: job.id }, job.id.slice(0, 12)),
     stateBadge(job.state),
-    h("a", { href: links.repo(job.target), class: "nowrap" }, job.target),
-    job.kind ? `${job.kind}: ${job.output_kind}` : job.output_kind,
+    [
+      h("a", { href: links.repo(job.target), class: "nowrap" }, job.target),
+      h("span", { class: "muted sub" }, job.kind ? `${job.kind}: ${job.output_kind}` : job.output_kind),
+    ],
     progress(job),
     outcome(job),
-    job.created_by,
-    timeElement(job.created_at),
+    [timeElement(job.created_at), h("span", { class: "muted sub" }, `by ${job.created_by}`)],
     job.duration_s !== null && job.duration_s !== undefined
       ? h("span", { class: "nowrap" }, `${job.duration_s.toFixed(1)} s`)
       : "—",
@@ -196,10 +197,10 @@ export async function render(ctx) {
     }
     const active = list.items.filter((job) => ACTIVE.has(job.state)).length;
     if (active) {
-      liveNote.textContent = `${active} job${active === 1 ? "" : "s"} in progress: refreshing every ${POLL_MS / 1000} s (last ${localText(new Date())}).`;
+      liveNote.textContent = `${active} job${active === 1 ? "" : "s"} in progress: refreshing every ${POLL_MS / 1000} s (last ${localStamp(new Date())}).`;
       timer = setTimeout(refresh, POLL_MS);
     } else {
-      liveNote.textContent = `Updated ${localText(new Date())}; no job in progress.`;
+      liveNote.textContent = `Updated ${localStamp(new Date())}; no job in progress.`;
     }
   };
   await refresh();

@@ -42,11 +42,70 @@ function facts(repo) {
         : "—",
     ),
     row("Created", [timeElement(repo.created_at), ` by ${repo.created_by}`]),
-    row("Downloads", h("span", { class: "number" }, String(repo.downloads ?? 0))),
-    row(
-      ["Hugging Face ", h("code", {}, "main")],
-      repo.main_alias ? ["follows the alias ", h("code", {}, repo.main_alias)] : "the latest version",
+    row("Pulls", [
+      h("span", { class: "number" }, `${repo.downloads ?? 0} files`),
+      " (",
+      h("a", { href: links.audit({ repository: repo.id, pulls: "1" }) }, "who pulled what"),
+      ")",
+    ]),
+  );
+}
+
+/** What Hugging Face clients get for `main`: the version of the alias `main` follows, or the
+ * latest version. `missing` names a followed alias that does not exist (then: the latest). */
+export function mainServes(repo) {
+  if (repo.main_alias && repo.aliases[repo.main_alias] !== undefined) {
+    return { version: repo.aliases[repo.main_alias], via: repo.main_alias, missing: null };
+  }
+  return { version: repo.latest_version, via: null, missing: repo.main_alias || null };
+}
+
+/** "main → production → v1", what it means, and the latest (and the shown) version a click away. */
+function mainSection(repo, served, shown) {
+  const arrow = h("span", { class: "arrow", "aria-hidden": "true" }, " → ");
+  const chain = h(
+    "p",
+    { class: "chain", "aria-label": served.via ? `main follows ${served.via}, which points at v${served.version}` : `main serves the latest version, v${served.version}` },
+    h("code", {}, "main"),
+    arrow,
+    served.via ? h("a", { href: links.alias(repo.id, served.via) }, h("code", {}, served.via)) : h("span", {}, "latest"),
+    arrow.cloneNode(true),
+    h("a", { href: links.repo(repo.id, served.version) }, `v${served.version}`),
+  );
+  const notes = [];
+  if (served.missing) {
+    notes.push(`main follows the alias ${served.missing}, which does not exist: clients get the latest version.`);
+  }
+  if (served.via && served.version !== repo.latest_version) {
+    notes.push([
+      `The latest version is v${repo.latest_version}, which main does not serve: `,
+      h("a", { id: "show-latest", href: links.repo(repo.id, repo.latest_version) }, `show v${repo.latest_version}`),
+      ".",
+    ]);
+  } else if (served.via) {
+    notes.push(`v${served.version} is also the latest version.`);
+  }
+  if (shown !== null && shown !== served.version) {
+    notes.push([
+      `Shown below: v${shown}, not what main serves; `,
+      h("a", { id: "show-main", href: links.repo(repo.id) }, `back to v${served.version}`),
+      ".",
+    ]);
+  }
+  return h(
+    "section",
+    { id: "main-serves", class: "main-serves", "aria-labelledby": "main-heading" },
+    h("h2", { id: "main-heading", class: "visually-hidden" }, "What main serves"),
+    chain,
+    h(
+      "p",
+      { class: "hint" },
+      "What Hugging Face clients (transformers, PEFT, vLLM) get when they ask for ",
+      h("code", {}, "main"),
+      served.via ? "" : " (it follows no alias)",
+      ".",
     ),
+    notes.map((note) => h("p", { class: "note" }, note)),
   );
 }
 
@@ -147,7 +206,7 @@ function versionSection(repo, versions, selected, offset) {
     );
   });
   add(section, 
-    table(null, ["Version", "Digest", "Size", "Downloads", "Author", "Published", "Message", "Aliases", "Lineage"], rows),
+    table(null, ["Version", "Digest", "Size", "Pulls", "Author", "Published", "Message", "Aliases", "Lineage"], rows),
   );
   const previous = offset > 0 ? links.repo(repo.id) + `?offset=${Math.max(0, offset - PAGE_SIZE)}` : null;
   const next = offset + PAGE_SIZE < versions.total ? `${links.repo(repo.id)}?offset=${offset + PAGE_SIZE}` : null;
@@ -348,14 +407,19 @@ export async function render(ctx, namespace, name) {
     h("h1", {}, repo.id, " ", h("span", { class: "badge kind" }, repo.kind)),
     repo.description ? h("p", { class: "lead" }, repo.description) : null,
     facts(repo),
-    aliasSection(repo, aliases, deployments),
-    versionSection(repo, versions, Number(ctx.params.get("version") || repo.latest_version), offset),
   );
-  const ref = ctx.params.get("version") || (repo.latest_version ? String(repo.latest_version) : null);
+  const served = mainServes(repo);
+  const ref = ctx.params.get("version") || (served.version ? String(served.version) : null);
   if (!ref) {
-    add(page, emptyNote("This repository has no version yet."));
+    add(page, aliasSection(repo, aliases, deployments), emptyNote("This repository has no version yet."));
     return page;
   }
+  add(
+    page,
+    mainSection(repo, served, /^\d+$/.test(ref) ? Number(ref) : null),
+    aliasSection(repo, aliases, deployments),
+    versionSection(repo, versions, Number(ref), offset),
+  );
   const versionRoute = `${repoRoute}/versions/${encodeURIComponent(ref)}`;
   const details = h("section", { id: "version-details", "aria-labelledby": "version-heading" });
   add(page, details);
@@ -373,8 +437,14 @@ export async function render(ctx, namespace, name) {
     api.getOptional(`${versionRoute}/evals`).catch(() => null),
     api.getOptional(`${repoRoute}/evals`).catch(() => null),
   ]);
-  add(details, 
-    h("h2", { id: "version-heading" }, `Version ${version.version}`),
+  add(details,
+    h(
+      "h2",
+      { id: "version-heading" },
+      `Version ${version.version}`,
+      version.version === served.version ? [" ", h("span", { class: "badge" }, "served by main")] : null,
+      version.version === repo.latest_version ? [" ", h("span", { class: "badge" }, "latest")] : null,
+    ),
     h(
       "dl",
       { class: "facts" },
@@ -384,8 +454,8 @@ export async function render(ctx, namespace, name) {
       h("dd", {}, h("code", {}, version.commit)),
       h("dt", {}, "Published"),
       h("dd", {}, timeElement(version.created_at), ` by ${version.created_by}`),
-      h("dt", {}, "Downloads"),
-      h("dd", {}, `${version.downloads ?? 0} files`),
+      h("dt", {}, "Pulls"),
+      h("dd", {}, `${version.downloads ?? 0} files downloaded`),
       h("dt", {}, "Message"),
       h("dd", {}, version.message || "—"),
       h("dt", {}, "Made of"),
