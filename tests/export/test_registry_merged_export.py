@@ -256,7 +256,9 @@ def test_llama_cpp_loads_the_registry_made_q4_k_m(
         job = export_ok(client, ADAPTER, 1, merge_into=BASE, outtype=outtype)
         model = tmp_path / f"{outtype}.gguf"
         model.write_bytes(download(client, ADAPTER, 1, job["export"]["path"]))
-        llm = llama_cpp.Llama(model_path=str(model), n_ctx=64, n_threads=1, verbose=False)
+        llm = llama_cpp.Llama(
+            model_path=str(model), n_ctx=64, n_threads=1, verbose=False, logits_all=True
+        )
         assert llm.n_vocab() == 384
         llm.eval(PROMPT_IDS)
         logits[outtype] = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
