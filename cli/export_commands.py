@@ -5,7 +5,10 @@ The source is a local directory or a registry reference ``NAMESPACE/NAME[@REF]``
 A reference is exported by the registry (``cli.remote_export``: a job that stores the
 file beside the version, recorded and shared), then downloaded and verified; with
 ``--local`` it is pulled and converted on this machine instead, as a directory always
-is. The composer is imported when a local conversion runs.
+is. ``--merge-into`` follows the same rule: an adapter reference merged into a base
+reference is a registry job (a merged export of the adapter version) unless
+``--local``; a directory on either side merges here. The composer is imported when a
+local conversion runs.
 """
 
 from __future__ import annotations
@@ -128,7 +131,14 @@ def gguf_command(
             help="An adapter or model directory, or a registry reference NAMESPACE/NAME[@REF].",
         ),
     ],
-    out: Annotated[Path, typer.Argument(metavar="OUT.gguf", help="The GGUF file to write.")],
+    out: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="[OUT.gguf]",
+            help="The GGUF file to write; for a registry export it may be left out (the "
+            "file stays in the registry, beside the version).",
+        ),
+    ] = None,
     outtype: Annotated[
         str | None,
         typer.Option(
@@ -152,8 +162,9 @@ def gguf_command(
             "--merge-into",
             metavar="DIR|NAMESPACE/NAME[@REF]",
             help="Merge the adapter SOURCE into this base model (float32, as compose "
-            "merges) and export one model file, e.g. --outtype q4_k_m. Registry references "
-            "are pulled and merged on this machine.",
+            "merges) and export one model file, e.g. --outtype q4_k_m. With both as registry "
+            "references the registry builds it (an export of the adapter version, with its "
+            "lineage); --local pulls both and merges on this machine.",
         ),
     ] = None,
     name: Annotated[
@@ -183,11 +194,12 @@ def gguf_command(
     """
     if outtype is not None and outtype not in _OUTTYPES:
         fail(f"--outtype must be one of {', '.join(_OUTTYPES)}", "invalid_input")
-    if out.exists() and not overwrite:
+    if out is not None and out.exists() and not overwrite:
         fail(f"{out} exists; pass --overwrite to replace it", "output_exists")
-    if out.is_dir():
+    if out is not None and out.is_dir():
         fail(f"{out} is a directory; give the path of the .gguf file to write", "output_exists")
     source_path = Path(source).expanduser()
+    local_source = source_path.exists() or not is_reference(source)
     if merge_into is not None:
         if base is not None:
             fail(
@@ -195,13 +207,30 @@ def gguf_command(
                 "the base is the model merged into",
                 "invalid_input",
             )
+        local_merge = Path(merge_into).expanduser().exists() or not is_reference(merge_into)
+        if not (local or local_source or local_merge):
+            if name is not None:
+                fail(
+                    "--name applies to conversions on this machine; the registry names its "
+                    "file NAMESPACE/NAME@VERSION (add --local to choose the name)",
+                    "invalid_input",
+                )
+            export_in_registry(
+                source,
+                out,
+                outtype=outtype,
+                base=None,
+                merge_into=merge_into,
+                registry=registry,
+                as_json=as_json,
+            )
+            return
         result = _merged_export(
-            source, merge_into, out, outtype, overwrite, name, registry, as_json
+            source, merge_into, _local_out(out), outtype, overwrite, name, registry, as_json
         )
         _report(result, source, as_json, merge_into)
         return
     base_path = Path(base).expanduser() if base is not None else None
-    local_source = source_path.exists() or not is_reference(source)
     local_base = base_path is None or base_path.exists() or not is_reference(str(base))
     if not local_source and not local:
         if base is not None and local_base:
@@ -220,6 +249,7 @@ def gguf_command(
             source, out, outtype=outtype, base=base, registry=registry, as_json=as_json
         )
         return
+    out = _local_out(out)
     base_in_registry = (
         local_source and base_path is None and _adapter_base_reference(source_path) is not None
     )
@@ -269,6 +299,16 @@ def gguf_command(
                 as_json=as_json,
             )
     _report(result, source, as_json)
+
+
+def _local_out(out: Path | None) -> Path:
+    if out is None:
+        fail(
+            "give OUT.gguf, the file to write: only an export that the registry builds "
+            "(a registry reference without --local) may leave it out",
+            "invalid_input",
+        )
+    return out
 
 
 def _local_or_pulled(

@@ -2,8 +2,9 @@
 
 The registry builds the export as a job (or finds it: the same version, format,
 outtype and base are built once), keeps it beside the version, and the CLI follows
-the job, then downloads the file and verifies its size and sha256 against the
-registry's record.
+the job, then downloads the file (when given an OUT path) and verifies its size and
+sha256 against the registry's record. ``--merge-into`` makes it a merged export: the
+adapter merged into a base model, one model file kept beside the adapter version.
 """
 
 from __future__ import annotations
@@ -79,16 +80,18 @@ def _wait(client: LorryClient, job: dict[str, Any], as_json: bool) -> dict[str, 
 
 def export_in_registry(
     source: str,
-    out: Path,
+    out: Path | None,
     *,
     outtype: str | None,
     base: str | None,
     registry: str | None,
     as_json: bool,
+    merge_into: str | None = None,
 ) -> None:
-    """Have the registry build (or reuse) the export of ``source``, then download it."""
+    """Have the registry build (or reuse) the export of ``source``, then download it to
+    ``out`` (``None``: leave it in the registry)."""
     repository, ref = parse_reference(source, allow_ref=True)
-    body = {"format": "gguf", "outtype": outtype, "base": base}
+    body = {"format": "gguf", "outtype": outtype, "base": base, "merge_into": merge_into}
     with registry_client(registry) as client:
         job = client.request(
             "POST",
@@ -101,19 +104,22 @@ def export_in_registry(
             reason = f": {error['message']}" if error.get("message") else ""
             fail(f"job {job['id']} {job['state']}{reason}", error.get("code") or job["state"])
         version = job["result"]["version"]
-        listing = client.request(
-            "GET", f"{_versions_path(repository, job['result']['digest'])}/exports"
-        ).json()
         path = job["export"]["path"]
-        entry = next(item for item in listing["items"] if item["path"] == path)
-        _download(client, job, entry, out, as_json)
+        entry = client.request(
+            "GET",
+            f"{_versions_path(repository, job['result']['digest'])}/exports/"
+            f"{quote(path, safe='/')}",
+        ).json()
+        if out is not None:
+            _download(client, job, entry, out, as_json)
     lineage = entry["lineage"]
+    merged = entry.get("merged_into")
     if as_json:
         echo_json(
             {
                 "source": source,
                 "kind": lineage.get("kind"),
-                "out": str(out),
+                "out": str(out) if out is not None else None,
                 "architecture": lineage.get("architecture"),
                 "outtype": entry["outtype"],
                 "tensors": lineage.get("tensors"),
@@ -127,18 +133,29 @@ def export_in_registry(
                     "job": job["id"],
                     "reused": job.get("reused", False),
                 },
+                "merged_into": merged,
+                "libraries": lineage.get("libraries"),
             }
         )
         return
     what = "LoRA adapter" if lineage.get("kind") == "adapter" else "model"
+    if merged:
+        what = f"model (merged into {merged['repository']}@{merged['version']})"
     built = "reused the registry's" if job.get("reused") else "built by the registry,"
     architecture = lineage.get("architecture")
+    where = f"{escape(entry['repository'])}@{version}/{path}"
     stdout.print(
-        f"[green]Exported[/green] {escape(source)} as a GGUF {what} ({architecture}, "
+        f"[green]Exported[/green] {escape(source)} as a GGUF {escape(what)} ({architecture}, "
         f"{entry['outtype']}, {lineage.get('tensors')} tensors, {entry['size']:,} bytes; "
-        f"{built} {escape(entry['repository'])}@{version}/{path}, job {job['id']}): "
-        f"[bold]{escape(str(out))}"
+        f"{built} {where}, job {job['id']})"
+        + (f": [bold]{escape(str(out))}" if out is not None else "")
     )
+    if out is None:
+        stdout.print(
+            "Download it: give the same command an OUT.gguf path (the registry reuses its "
+            f"file), or fetch {escape(path)} as a file of {escape(entry['repository'])}@{version}"
+        )
+        return
     print_hints(lineage.get("kind") == "adapter", out)
 
 
@@ -150,10 +167,12 @@ def print_hints(adapter: bool, out: Path) -> None:
         stdout.print(f"llama.cpp: llama-cli -m {out}  |  Ollama: FROM ./{out.name}")
 
 
-def _exports_table(listing: dict[str, Any]) -> FittedTable:
+def _exports_table(
+    listing: dict[str, Any], items: str = "items", title: str = "exports of"
+) -> FittedTable:
     source = listing["source"]
     table = FittedTable(
-        f"exports of {source['repository']}@{source['version']} ({source['digest'][:19]})",
+        f"{title} {source['repository']}@{source['version']} ({source['digest'][:19]})",
         [
             Column("path", key=True),
             Column("format", key=True),
@@ -165,11 +184,15 @@ def _exports_table(listing: dict[str, Any]) -> FittedTable:
             Column("job", drop=1),
         ],
     )
-    for item in listing["items"]:
+    for item in listing[items]:
         lineage = item["lineage"]
         base = lineage.get("base")
         origin = f"{lineage.get('kind')} ({lineage.get('architecture')})"
-        if base:
+        if items != "items":
+            origin = f"{item['repository']}@{item['version']}, {origin}"
+        if base and lineage.get("merged"):
+            origin += f", merged into {base['repository']}@{base['version']}"
+        elif base:
             origin += f", base {base['repository']}@{base['version']}"
         table.add_row(
             escape(item["path"]),
@@ -200,11 +223,15 @@ def exports_command(
     if as_json:
         echo_json(listing)
         return
-    if not listing["items"]:
+    merged = listing.get("merged_into_this") or []
+    if not listing["items"] and not merged:
         source = listing["source"]
         stdout.print(
             f"{source['repository']}@{source['version']} has no exports; build one with "
             f"`lorry export gguf {source['repository']}@{source['version']} OUT.gguf`"
         )
         return
-    stdout.print(_exports_table(listing))
+    if listing["items"]:
+        stdout.print(_exports_table(listing))
+    if merged:
+        stdout.print(_exports_table(listing, "merged_into_this", "adapters merged into"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +25,7 @@ __all__ = [
     "CompositionPlan",
     "ProgressCallback",
     "ProgressEvent",
+    "check_merge_shapes",
     "compose",
     "plan",
     "resolve_device",
@@ -133,18 +134,29 @@ def _agreed_base_model(recipe: Recipe, adapters: list[AdapterInfo]) -> str | Non
     return named.pop() if named else None
 
 
-def _check_base(base: BaseModel, modules: dict[str, tuple[int, int]]) -> None:
+def check_merge_shapes(
+    base: str, tensors: Mapping[str, Sequence[int]], modules: Mapping[str, tuple[int, int]]
+) -> None:
+    """Refuse a base model that the adapted ``modules`` (name -> (out, in)) do not fit:
+    each needs a ``<name>.weight`` of that shape among the base's ``tensors`` (name ->
+    shape, as its safetensors headers say). ``plan`` checks a merged output's base with
+    it; the registry checks a merged export's base with it before any weight is read."""
     for name, shape in modules.items():
-        entry = base.tensors.get(f"{name}.weight")
-        if entry is None:
+        found = tensors.get(f"{name}.weight")
+        if found is None:
             raise InvalidBaseModel(
-                f"base model {base.path} has no tensor {name}.weight, which the inputs adapt"
+                f"base model {base} has no tensor {name}.weight, which the inputs adapt"
             )
-        if entry.shape != shape:
+        if tuple(found) != shape:
             raise IncompatibleInputs(
                 f"module {name}: the inputs' delta is {list(shape)} (out, in) but the base "
-                f"weight is {list(entry.shape)}"
+                f"weight is {list(found)}"
             )
+
+
+def _check_base(base: BaseModel, modules: dict[str, tuple[int, int]]) -> None:
+    shapes = {name: entry.shape for name, entry in base.tensors.items()}
+    check_merge_shapes(str(base.path), shapes, modules)
 
 
 def plan(

@@ -297,6 +297,14 @@ class VersionExport(SQLModel, table=True):
     """``exported_from`` (repository, version, digest), ``base``, ``libraries`` and the job."""
     created_by: str = Field(sa_column=Column(String(255), nullable=False))
     created_at: datetime = _timestamp()
+    merged_into_version_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey("versions.id", ondelete="SET NULL"), nullable=True, index=True
+        ),
+    )
+    """A merged export (an adapter merged into a base model): the base's version, so that
+    the base lists what was merged into it; ``lineage.base`` keeps its digest regardless."""
 
 
 class AccessRecord(SQLModel, table=True):

@@ -6,7 +6,7 @@ tensor names and layouts of llama.cpp's ``convert_lora_to_gguf.py`` and
 """
 
 from composer.export._api import GGUFExport, export_gguf
-from composer.export._arch import SUPPORTED_ARCHITECTURES
+from composer.export._arch import SUPPORTED_ARCHITECTURES, read_model_spec
 from composer.export._writer import ADAPTER_OUT_TYPES, OUT_TYPES
 from composer.export.errors import (
     UnsupportedArchitecture,
@@ -23,4 +23,5 @@ __all__ = [
     "UnsupportedModel",
     "UnsupportedTokenizer",
     "export_gguf",
+    "read_model_spec",
 ]

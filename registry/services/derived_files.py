@@ -103,11 +103,13 @@ def record_export(
     sha256: str,
     size: int,
     lineage: dict[str, Any],
+    merged_into: int | None = None,
 ) -> tuple[int, str, bool]:
     """Commit a built export (its blob already stored) as a derived file of its version.
 
     Returns ``(version number, version digest hex, reused)``: ``reused`` when an
-    identical file was already recorded at the path. The blob row, the export row and
+    identical file was already recorded at the path. ``merged_into``: the base version
+    of a merged export. The blob row, the export row and
     the ``version.export`` event commit together, after the blob is checked once more
     under its row (``lorry gc`` claims that row before it deletes a blob).
     """
@@ -152,6 +154,7 @@ def record_export(
                     lineage=lineage,
                     created_by=job.created_by,
                     created_at=utcnow(),
+                    merged_into_version_id=merged_into,
                 )
             )
             record_event(
@@ -170,6 +173,7 @@ def record_export(
                     "size": size,
                     "job": job.id,
                     "base": spec.get("base"),
+                    **({"merge_into": spec["merge_into"]} if spec.get("merge_into") else {}),
                 },
             )
             session.flush()

@@ -8,15 +8,19 @@ in f32; ``model.gguf``: a model in f16), another outtype its suffix
 Submission resolves and pins the version (and an adapter's base model), refuses what
 it can see is wrong (format, outtype, reference, adapter type, base), and dedupes: the
 same version, format, outtype and base answer with the existing export (its job,
-succeeded) or with the job that is building it.
+succeeded) or with the job that is building it. A merged export (``merge_into``: the
+adapter merged into a base model, ``registry.services.merged_exports``) is a model file
+of the adapter version, at a path that names the base's digest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sqlmodel import Session, col, select
 
+from registry.config import Settings
 from registry.errors import (
     Conflict,
     InvalidInput,
@@ -24,15 +28,17 @@ from registry.errors import (
     UnsupportedAdapterType,
 )
 from registry.schemas.compose import JobInput, JobOut
-from registry.schemas.export import ExportList, ExportOut, ExportRequest, ExportSource
+from registry.schemas.export import ExportRequest
 from registry.services.audit import Caller
 from registry.services.job_kinds.export import BASE_CONFIG, ExportSpec
 from registry.services.job_queue import JobQueue
 from registry.services.jobs import create_job
+from registry.services.merged_exports import merged_export_path, resolve_merge_base
 from registry.services.names import check_repository_name, repository_id
 from registry.services.principals import READ
 from registry.services.refs import resolve_ref
 from registry.services.repositories import find_repository
+from registry.storage.base import BlobStore
 from registry.tables import (
     Job,
     Repository,
@@ -57,7 +63,7 @@ def pinned(repository: str, digest_hex: str) -> str:
     return f"{repository}@sha256:{digest_hex}"
 
 
-def _check_format(request: ExportRequest, kind: str) -> str:
+def _check_format(request: ExportRequest, kind: str, merge: bool = False) -> str:
     from composer.export import ADAPTER_OUT_TYPES, OUT_TYPES
 
     if request.format not in FORMATS:
@@ -65,16 +71,16 @@ def _check_format(request: ExportRequest, kind: str) -> str:
             f"format {request.format!r} is not one the registry exports; use one of "
             f"{', '.join(FORMATS)}"
         )
-    outtype = request.outtype or DEFAULT_OUTTYPES[kind]
+    outtype = request.outtype or DEFAULT_OUTTYPES["model" if merge else kind]
     if outtype not in OUT_TYPES:
         raise InvalidInput(
             f"outtype {outtype!r} is not one of {', '.join(OUT_TYPES)} "
             f"(default: f32 for adapters, f16 for models)"
         )
-    if kind == "adapter" and outtype not in ADAPTER_OUT_TYPES:
+    if kind == "adapter" and not merge and outtype not in ADAPTER_OUT_TYPES:
         raise InvalidInput(
             f"outtype {outtype!r} is a quantization mix for models; an adapter exports as "
-            f"{', '.join(ADAPTER_OUT_TYPES)}"
+            f"{', '.join(ADAPTER_OUT_TYPES)}, or merged into its base (merge_into) as any of them"
         )
     return outtype
 
@@ -189,6 +195,9 @@ def submit_export(
     ref: str,
     request: ExportRequest,
     check_access: Callable[[str, str], None] | None = None,
+    *,
+    store: BlobStore,
+    settings: Settings,
 ) -> JobOut:
     """Record an export job of ``namespace/name@ref`` (or find the export or job that
     answers it) and enqueue it; ``reused`` says that an earlier submission answered."""
@@ -196,11 +205,31 @@ def submit_export(
     repo_id = repository_id(namespace, name)
     version = resolve_ref(session, repository, ref)
     kind = repository.kind
-    outtype = _check_format(request, kind)
+    merge = request.merge_into is not None
+    if merge and kind != "adapter":
+        raise InvalidInput(
+            f"{repo_id} holds models; merge_into merges an adapter into a base model: export "
+            "the adapter's version with merge_into, or this model without it"
+        )
+    if merge and request.base is not None:
+        raise InvalidInput(
+            "base names an adapter export's base model; with merge_into the base is the "
+            "model merged into: leave base out"
+        )
+    outtype = _check_format(request, kind, merge)
     if kind == "adapter":
         _check_adapter(version, repo_id)
-    base = _resolve_base(session, version, repo_id, kind, request.base, check_access)
-    path = export_path(kind, outtype)
+    merge_base = None
+    if request.merge_into is not None:
+        merge_base = resolve_merge_base(
+            session, store, settings, version, request.merge_into, check_access
+        )
+        base = None
+        merge_hex = merge_base.digest.removeprefix("sha256:")
+        path = merged_export_path(merge_base.repository.partition("/")[2], merge_hex, outtype)
+    else:
+        base = _resolve_base(session, version, repo_id, kind, request.base, check_access)
+        path = export_path(kind, outtype)
     if session.get(VersionFile, (version.id, path)) is not None:
         raise Conflict(
             f"{repo_id}@{version.number} has a pushed file {path!r}, so an export cannot take "
@@ -218,14 +247,23 @@ def submit_export(
         path=path,
         source=pinned(repo_id, version.digest),
         base=pinned(base.repository, base.digest.removeprefix("sha256:")) if base else None,
+        merge_into=(
+            pinned(merge_base.repository, merge_base.digest.removeprefix("sha256:"))
+            if merge_base
+            else None
+        ),
     )
-    inputs = [source] if base is None else [source, base]
+    second = base or merge_base
+    inputs = [source] if second is None else [source, second]
     version_id = version.id
     assert version_id is not None
 
     def existing(session: Session, key: str) -> Job | None:
-        return _existing_answer(session, version_id, path, key, base, repo_id, version)
+        return _existing_answer(session, version_id, path, key, second, repo_id, version)
 
+    event: dict[str, Any] = {"path": path, "format": request.format, "outtype": outtype}
+    if merge_base is not None:
+        event["merge_into"] = spec.merge_into
     return create_job(
         session,
         caller,
@@ -235,7 +273,7 @@ def submit_export(
         target=repo_id,
         inputs=inputs,
         summary=f"{path} ({request.format}, {outtype}) of ",
-        event={"path": path, "format": request.format, "outtype": outtype},
+        event=event,
         existing=existing,
     )
 
@@ -270,41 +308,3 @@ def _existing_answer(
         .order_by(col(Job.created_at))
     ).first()
     return waiting
-
-
-def _export_out(repo_id: str, version_number: int, row: VersionExport) -> ExportOut:
-    return ExportOut(
-        repository=repo_id,
-        version=version_number,
-        path=row.path,
-        format=row.format,
-        outtype=row.outtype,
-        sha256=row.sha256,
-        size=row.size,
-        job=row.job_id,
-        lineage=row.lineage,
-        created_by=row.created_by,
-        created_at=row.created_at,
-    )
-
-
-def exports_of(session: Session, repo_id: str, version: Version) -> list[ExportOut]:
-    """The version's exports, by path."""
-    rows = session.exec(
-        select(VersionExport)
-        .where(VersionExport.version_id == version.id)
-        .order_by(col(VersionExport.path))
-    ).all()
-    return [_export_out(repo_id, version.number, row) for row in rows]
-
-
-def list_exports(session: Session, namespace: str, name: str, ref: str) -> ExportList:
-    repository = find_repository(session, namespace, name)
-    version = resolve_ref(session, repository, ref)
-    repo_id = repository_id(namespace, name)
-    return ExportList(
-        source=ExportSource(
-            repository=repo_id, version=version.number, digest=f"sha256:{version.digest}"
-        ),
-        items=exports_of(session, repo_id, version),
-    )

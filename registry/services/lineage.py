@@ -20,7 +20,7 @@ from registry.schemas.compose import (
     LineageNode,
     LineageParent,
 )
-from registry.services.exports import exports_of
+from registry.services.export_listing import exports_of
 from registry.services.names import repository_id
 from registry.services.refs import resolve_ref
 from registry.services.repositories import find_repository

@@ -28,3 +28,27 @@ def full_adapter_dir(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: P
         target_modules=ALL_PROJECTIONS,
         rank_pattern={"q_proj": 4},
     )
+
+
+@pytest.fixture(scope="session")
+def wide_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Llama whose rows (256, 512) fill whole k-quant super-blocks, with a tokenizer."""
+    return build_tiny_model(
+        tmp_path_factory.mktemp("export-wide-llama") / "model",
+        hidden_size=256,
+        intermediate_size=512,
+        seed=3,
+    )
+
+
+@pytest.fixture(scope="session")
+def wide_adapter(tmp_path_factory: pytest.TempPathFactory, wide_llama: Path) -> Path:
+    """A LoRA adapter on every projection of ``wide_llama`` (non-zero A and B)."""
+    return build_lora_adapter(
+        wide_llama,
+        tmp_path_factory.mktemp("export-wide-lora") / "adapter",
+        r=8,
+        lora_alpha=32,
+        target_modules=ALL_PROJECTIONS,
+        seed=5,
+    )

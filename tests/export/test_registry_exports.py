@@ -53,6 +53,7 @@ def test_an_adapter_export_is_a_derived_file_of_the_version(
         "outtype": "f32",
         "path": "adapter.gguf",
         "base": f"{MODEL}@{before_model_digest(client)}",
+        "merge_into": None,
         "sha256": None,
         "size": None,
     }

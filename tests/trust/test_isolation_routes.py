@@ -106,6 +106,9 @@ ROUTES: dict[str, list[Call]] = {
     ],
     "GET /api/v1/repos/{namespace}/{name}/versions/{ref}/derived": [ok(f"{V1}/derived")],
     "GET /api/v1/repos/{namespace}/{name}/versions/{ref}/exports": [ok(f"{V1}/exports")],
+    "GET /api/v1/repos/{namespace}/{name}/versions/{ref}/exports/{path:path}": [
+        refused(f"{V1}/exports/model.gguf", 404)  # the world has no exports
+    ],
     "GET /api/v1/repos/{namespace}/{name}/versions/{ref}/card": [ok(f"{V1}/card")],
     "GET /api/v1/repos/{namespace}/{name}/versions/{ref}/evals": [ok(f"{V1}/evals")],
     "GET /api/v1/repos/{namespace}/{name}/evals": [ok(f"{REPO}/evals")],

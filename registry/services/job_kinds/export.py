@@ -1,5 +1,8 @@
 """The ``export`` job kind: fetch the pinned version (and its base model's config.json),
 write the GGUF with ``composer.export``, store it as a blob, record it as a derived file.
+A merged export (``merge_into``) fetches the whole base model and merges the adapter
+into it on the way to GGUF, with the code the local ``lorry export gguf --merge-into``
+runs, so that both write the same bytes.
 
 The composer writes the file under a temporary name and renames it only when it is
 complete; the blob is stored before its row is committed, so a failure at any point
@@ -49,7 +52,8 @@ _LIBRARIES = ("lorry", "gguf", "numpy", "safetensors", "torch")
 class ExportSpec(BaseModel):
     """What an export job writes: ``path`` of ``source`` in ``format``/``outtype``; an
     adapter's ``base`` model gives the architecture. References are pinned
-    (``ns/name@sha256:<digest>``)."""
+    (``ns/name@sha256:<digest>``). ``merge_into``: the model the adapter ``source`` is
+    merged into, for one model file."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -58,6 +62,7 @@ class ExportSpec(BaseModel):
     path: str
     source: str
     base: str | None = None
+    merge_into: str | None = None
 
 
 class ExportKind(JobKind):
@@ -68,8 +73,10 @@ class ExportKind(JobKind):
         return ExportSpec
 
     def idempotency_key(self, spec: dict[str, Any], target: str) -> str:
-        # the source is pinned in the spec, and the target is the source's repository
-        return canonical_key({"export": spec})
+        # the source (and a merge's base) is pinned in the spec, and the target is the
+        # source's repository; a spec without a merge keys as it did before merges existed
+        document = {key: value for key, value in spec.items() if value is not None or key == "base"}
+        return canonical_key({"export": document})
 
     def output_kind(self, spec: dict[str, Any]) -> str:
         return str(spec["format"])
@@ -98,6 +105,7 @@ class ExportKind(JobKind):
                 outtype=spec.outtype,
                 path=spec.path,
                 base=spec.base,
+                merge_into=spec.merge_into,
                 sha256=built.sha256 if done and built is not None else None,
                 size=built.size if done and built is not None else None,
             )
@@ -114,10 +122,13 @@ class ExportKind(JobKind):
         with scratch_directory(context.settings.tmp_dir, f"export-{job.id}-") as work:
             source_dir = work / "source"
             materialise(context.store, _files(context.engine, spec.source), source_dir)
-            base_dir = None
+            base_dir = merge_dir = None
             if spec.base:
                 base_dir = work / "base"
                 materialise(context.store, _files(context.engine, spec.base, BASE_CONFIG), base_dir)
+            if spec.merge_into:
+                merge_dir = work / "merge-into"
+                materialise(context.store, _files(context.engine, spec.merge_into), merge_dir)
             source = next(item for item in job.inputs if item.get("role", "input") == "input")
             out = work / "out" / spec.path
             result = export_gguf(
@@ -125,6 +136,7 @@ class ExportKind(JobKind):
                 out,
                 outtype=spec.outtype,
                 base=base_dir,
+                merge_into=merge_dir,
                 name=f"{source['repository']}@{source['version']}",
                 progress=context.report,
             )
@@ -138,6 +150,7 @@ class ExportKind(JobKind):
                     sha256=sha256,
                     size=size,
                     lineage=_lineage(job, spec, result),
+                    merged_into=_version_id(session, spec.merge_into),
                 )
         if reused:
             return JobOutcome(number, digest, f"an identical {spec.path} existed")
@@ -168,6 +181,17 @@ def _files(engine: Engine, pinned: str, only: str | None = None) -> list[tuple[s
         return [(row.path, row.sha256) for row in session.exec(query).all()]
 
 
+def _version_id(session: Session, pinned: str | None) -> int | None:
+    if pinned is None:
+        return None
+    namespace, name, digest = _split(pinned)
+    return session.exec(
+        select(Version.id)
+        .join(Repository, col(Repository.id) == col(Version.repository_id))
+        .where(Repository.namespace == namespace, Repository.name == name, Version.digest == digest)
+    ).first()
+
+
 def _lineage(job: Job, spec: ExportSpec, result: GGUFExport) -> dict[str, Any]:
     by_role = {item.get("role", "input"): item for item in job.inputs}
 
@@ -184,6 +208,7 @@ def _lineage(job: Job, spec: ExportSpec, result: GGUFExport) -> dict[str, Any]:
     return {
         "exported_from": parent("input"),
         "base": parent("base"),
+        "merged": spec.merge_into is not None,
         "job": job.id,
         "format": spec.format,
         "outtype": result.outtype,
