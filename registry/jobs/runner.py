@@ -27,6 +27,7 @@ from registry.errors import LorryError
 from registry.services.audit import Caller, record_event
 from registry.services.job_kinds import job_kind
 from registry.services.job_kinds.base import JobContext, JobOutcome, StepReport
+from registry.services.job_queue import JobQueue
 from registry.services.jobs import append_log, finish_cancelled, job_action, job_target
 from registry.services.names import repository_id
 from registry.storage.base import BlobStore
@@ -110,11 +111,13 @@ class JobRunner:
         store: BlobStore,
         settings: Settings,
         stopping: threading.Event | None = None,
+        queue: JobQueue | None = None,
     ) -> None:
         self.engine = engine
         self.store = store
         self.settings = settings
         self.stopping = stopping
+        self.queue = queue
 
     def run(self, job_id: str) -> str | None:
         """Run the job if it is still queued; returns its final state (None: not claimed)."""
@@ -127,7 +130,11 @@ class JobRunner:
         try:
             with _Heartbeat(self.engine, job_id, worker, self.settings.job_heartbeat_s):
                 context = JobContext(
-                    self.engine, self.store, self.settings, self._report(job_id, worker)
+                    self.engine,
+                    self.store,
+                    self.settings,
+                    self._report(job_id, worker),
+                    self.queue,
                 )
                 outcome = job_kind(row.kind).execute(context, row)
         except _Cancelled:
@@ -148,7 +155,27 @@ class JobRunner:
             return self._finish(
                 job_id, worker, caller, "failed", ("internal", f"{type(exc).__name__}: {exc}")
             )
-        return self._finish(job_id, worker, caller, "succeeded", None, outcome)
+        state = self._finish(job_id, worker, caller, "succeeded", None, outcome)
+        if state == "succeeded":
+            self._after_success(context, row, outcome)
+        return state
+
+    def _after_success(self, context: JobContext, row: Job, outcome: JobOutcome) -> None:
+        """The kind's follow-up work; its failure is logged on the job, which stays succeeded."""
+        try:
+            lines = job_kind(row.kind).after_success(context, row, outcome)
+        except (composer.ComposerError, LorryError) as exc:
+            lines = [f"follow-up failed: {exc.code}: {exc.message}"]
+        except Exception as exc:
+            logger.exception("job %s: its follow-up failed", row.id)
+            lines = [f"follow-up failed: internal: {type(exc).__name__}: {exc}"]
+        if not lines:
+            return
+        with Session(self.engine) as session, write_transaction(session):
+            stored = session.exec(select(Job).where(Job.id == row.id).with_for_update()).one()
+            for line in lines:
+                append_log(stored, without_server_paths(line, self.settings))
+            session.add(stored)
 
     def _claim(self, job_id: str, worker: str) -> Job | None:
         with Session(self.engine, expire_on_commit=False) as session:
