@@ -155,27 +155,20 @@ class JobRunner:
             return self._finish(
                 job_id, worker, caller, "failed", ("internal", f"{type(exc).__name__}: {exc}")
             )
-        state = self._finish(job_id, worker, caller, "succeeded", None, outcome)
-        if state == "succeeded":
-            self._after_success(context, row, outcome)
-        return state
+        notes = self._after_success(context, row, outcome)
+        return self._finish(job_id, worker, caller, "succeeded", None, outcome, notes)
 
-    def _after_success(self, context: JobContext, row: Job, outcome: JobOutcome) -> None:
-        """The kind's follow-up work; its failure is logged on the job, which stays succeeded."""
+    def _after_success(self, context: JobContext, row: Job, outcome: JobOutcome) -> list[str]:
+        """The kind's follow-up work (a composition's evaluations), done before the job
+        shows as succeeded so that what it starts exists by then; its failure is a line in
+        the job's log, and the job still succeeds (its output is published)."""
         try:
-            lines = job_kind(row.kind).after_success(context, row, outcome)
+            return job_kind(row.kind).after_success(context, row, outcome)
         except (composer.ComposerError, LorryError) as exc:
-            lines = [f"follow-up failed: {exc.code}: {exc.message}"]
+            return [f"follow-up failed: {exc.code}: {exc.message}"]
         except Exception as exc:
             logger.exception("job %s: its follow-up failed", row.id)
-            lines = [f"follow-up failed: internal: {type(exc).__name__}: {exc}"]
-        if not lines:
-            return
-        with Session(self.engine) as session, write_transaction(session):
-            stored = session.exec(select(Job).where(Job.id == row.id).with_for_update()).one()
-            for line in lines:
-                append_log(stored, without_server_paths(line, self.settings))
-            session.add(stored)
+            return [f"follow-up failed: internal: {type(exc).__name__}: {exc}"]
 
     def _claim(self, job_id: str, worker: str) -> Job | None:
         with Session(self.engine, expire_on_commit=False) as session:
@@ -253,6 +246,7 @@ class JobRunner:
         state: str,
         error: tuple[str, str] | None,
         result: JobOutcome | None = None,
+        notes: list[str] | None = None,
     ) -> str | None:
         with Session(self.engine) as session:
             with write_transaction(session):
@@ -278,6 +272,8 @@ class JobRunner:
                     row.result_version, row.result_digest = version, digest
                     row.progress_done = row.progress_total
                     append_log(row, f"succeeded: {row.target}@{version} ({note})")
+                    for line in notes or []:
+                        append_log(row, without_server_paths(line, self.settings))
                     after.update(version=version, digest=f"sha256:{digest}")
                     after.update(job_kind(row.kind).succeed_details(row))
                     action = job_action(row.kind, "succeed")
