@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from registry.config import Settings
@@ -254,6 +255,19 @@ def submit_evaluation(
     )
 
 
+def _step(index: int, raw: Any) -> EvaluationStep:
+    try:
+        return EvaluationStep.model_validate(raw)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in (f"evaluate[{index}]", *problem["loc"]))
+        raise InvalidInput(
+            f"{where}: {problem['msg']}; an evaluation is {{tasks: [...], base: NS/NAME, "
+            "tasks_from: NS/NAME@REF, limit, num_fewshot, queue: gpu|cpu|any, promote: ALIAS}",
+            field=where,
+        ) from None
+
+
 def plan_recipe_evaluations(
     session: Session,
     caller: Caller,
@@ -268,7 +282,7 @@ def plan_recipe_evaluations(
     a document with the eval spec's fields but ``source`` and its ``inputs``."""
     planned = []
     for index, raw in enumerate(steps):
-        step = EvaluationStep.model_validate(raw)
+        step = _step(index, raw)
         if step.tasks_from is None:
             raise InvalidEvalTasks(
                 f"evaluate[{index}] names no tasks_from; a recipe's evaluation takes its tasks "

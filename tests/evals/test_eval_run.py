@@ -202,4 +202,27 @@ def test_bad_evaluation_requests_are_refused_before_a_job_exists(
         json={"tasks": [CHOICE_TASK], "task_files": files},
     )
     assert model.status_code == 422 and "holds models" in model.json()["message"]
+
+    recipe = {
+        "method": "linear",
+        "inputs": [{"adapter": f"{ADAPTER}@1", "weight": 0.5}],
+        "output": {"type": "adapter", "rank": 4},
+    }
+    evaluation = {"tasks": [CHOICE_TASK], "base": BASE, "tasks_from": f"{ADAPTER}@1"}
+    recipe_cases: list[tuple[Any, str, str]] = [
+        ("sql_eval", "invalid_input", "must be a list"),
+        ([{**evaluation, "tasks_from": None}], "invalid_eval_tasks", "names no tasks_from"),
+        ([{**evaluation, "base": None}], "invalid_input", "names no base"),
+        ([evaluation], "invalid_eval_tasks", "has no eval_tasks/ folder"),
+        ([{**evaluation, "queue": "tpu"}], "invalid_input", "queue"),
+    ]
+    for evaluate, code, words in recipe_cases:
+        response = client.post(
+            f"{API}/compositions",
+            json={"recipe": {**recipe, "evaluate": evaluate}, "target": "acme/arith-half"},
+        )
+        assert response.status_code == 422, (evaluate, response.text)
+        assert response.json()["code"] == code and words in response.json()["message"], (
+            response.text
+        )
     assert row_counts(client) == before
