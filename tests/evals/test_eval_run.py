@@ -226,3 +226,23 @@ def test_bad_evaluation_requests_are_refused_before_a_job_exists(
             response.text
         )
     assert row_counts(client) == before
+
+
+def test_a_cancelled_evaluation_stops_lm_eval_and_records_nothing(
+    sqlite_client: TestClient, eval_inputs: dict[str, Any]
+) -> None:
+    client = sqlite_client
+    _publish(client, eval_inputs)
+    submitted = _evaluate(
+        client, tasks=[CHOICE_TASK], task_files=task_files_body(eval_inputs["tasks"])
+    )
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["id"]
+    running = wait_for_job(client, job_id, until=("running", "succeeded", "failed"))
+    assert running["state"] == "running", running["log"]
+    assert client.post(f"{API}/jobs/{job_id}/cancel").status_code == 200
+    cancelled = wait_for_job(client, job_id, timeout=300)
+    assert cancelled["state"] == "cancelled", cancelled["log"]
+    assert client.get(f"{API}/repos/{ADAPTER}/versions/1/evals").json()["items"] == []
+    events = client.get(f"{API}/audit", params={"action": "eval.add"}).json()["items"]
+    assert events == []
