@@ -29,8 +29,8 @@ LIMIT = 12
 
 
 @pytest.fixture
-def live(sqlite_settings: Settings) -> Iterator[LiveServer]:
-    server = start_live_server(sqlite_settings)
+def live(settings: Settings) -> Iterator[LiveServer]:
+    server = start_live_server(settings)
     try:
         yield server
     finally:
