@@ -1,4 +1,5 @@
-"""``lorry eval``: record evaluation results on versions, show them, compare versions."""
+"""``lorry eval``: record evaluation results on versions, show them, compare versions, and
+run evaluations as registry jobs (``lorry eval run``, in ``cli.eval_run``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from cli.common import (
     registry_client,
     stdout,
 )
+from cli.eval_run import eval_run
 
 __all__ = ["eval_app", "register"]
 
@@ -200,4 +202,5 @@ def eval_compare(
 
 
 def register(app: typer.Typer) -> None:
+    eval_app.command("run")(eval_run)
     app.add_typer(eval_app, name="eval")

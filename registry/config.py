@@ -147,6 +147,12 @@ class Settings(BaseSettings):
     """How long one delivery may take (connect + response); a claim lasts this plus a margin,
     after which a delivery whose worker died is taken up by another."""
 
+    eval_tasks_max_bytes: int = Field(default=4 * MiB, ge=1024)
+    """Largest total size of the task files (YAML + local data) uploaded with an evaluation
+    job (``lorry eval run --tasks-from DIR``); larger suites go in a registry version."""
+    eval_batch_size: int = Field(default=1, ge=1, le=1024)
+    """lm-evaluation-harness batch size of evaluation jobs."""
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

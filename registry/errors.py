@@ -22,6 +22,7 @@ and a message that says what was wrong and how to fix it. One handler in
     │   ├── UnsupportedAdapterType  422 unsupported_adapter_type
     │   ├── DigestMismatch          422 digest_mismatch
     │   ├── InvalidEvalResults      422 invalid_eval_results
+    │   ├── InvalidEvalTasks        422 invalid_eval_tasks
     │   └── MissingBlob             422 missing_blob
     ├── TooLarge                    413 too_large
     ├── RangeNotSatisfiable         416 range_not_satisfiable
@@ -43,7 +44,8 @@ and a message that says what was wrong and how to fix it. One handler in
     ├── WebhookNotFound (NotFound)  404 webhook_not_found
     ├── DeliveryNotFound (NotFound) 404 delivery_not_found
     ├── DeploymentNotFound (NotFound) 404 deployment_not_found
-    └── DestinationRefused (InvalidInput) 422 destination_refused
+    ├── DestinationRefused (InvalidInput) 422 destination_refused
+    └── EvaluationFailed            500 evaluation_failed (a job's error only)
 """
 
 from __future__ import annotations
@@ -135,6 +137,18 @@ class InvalidEvalResults(InvalidInput):
     """An evaluation document Lorry cannot read; ``field`` names the offending part."""
 
     code = "invalid_eval_results"
+
+
+class InvalidEvalTasks(InvalidInput):
+    """An evaluation job's tasks: none found, unknown names, unsafe paths, too large."""
+
+    code = "invalid_eval_tasks"
+
+
+class EvaluationFailed(LorryError):
+    """lm-evaluation-harness failed inside an evaluation job (the job's error)."""
+
+    code = "evaluation_failed"
 
 
 class TooLarge(LorryError):

@@ -96,8 +96,8 @@ def required_access(method: str, route_path: str) -> Access:
       every namespace; listing the rules needs only ``read``.
     - alias ``PUT``/``DELETE``, Hub branch and tag changes: ``write`` or ``promote``
       (protected aliases: ``promote``).
-    - other changes (push, blob upload, repository settings, compose, export, Hub
-      ``create_repo``, preupload and commit): ``write``. ``/api/repos/create`` and
+    - other changes (push, blob upload, repository settings, compose, export, evaluation
+      jobs, Hub ``create_repo``, preupload and commit): ``write``. ``/api/repos/create`` and
       ``/api/repos/delete`` take the namespace from the body (``BODY_NAMESPACE_ROUTES``).
     - reads and ``validate-yaml``: ``read``; ``/api/v1/whoami`` and ``/api/whoami-v2``:
       nothing (an empty ``scopes``).

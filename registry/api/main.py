@@ -12,6 +12,7 @@ from registry.api.routes import (
     blobs,
     compositions,
     console,
+    eval_jobs,
     evals,
     exports,
     health,
@@ -48,6 +49,7 @@ api_router.include_router(access_log.router)
 api_router.include_router(webhook_routes.router)
 api_router.include_router(deployment_routes.router)
 api_router.include_router(evals.router)
+api_router.include_router(eval_jobs.router)
 
 health_router = health.router
 hub_router = APIRouter()

@@ -78,7 +78,7 @@ class DistributedQueue:
         self._engine = engine
         self._settings = settings
         self._stopping = threading.Event()
-        self._runner = JobRunner(engine, store, settings, self._stopping)
+        self._runner = JobRunner(engine, store, settings, self._stopping, self)
         self._run_worker = run_worker
         self._queues = queues
         self._app = build_app(settings)

@@ -32,7 +32,7 @@ class EmbeddedQueue:
         self._engine = engine
         self._settings = settings
         self._stopping = threading.Event()
-        self._runner = JobRunner(engine, store, settings, self._stopping)
+        self._runner = JobRunner(engine, store, settings, self._stopping, self)
         self._pending: queue.Queue[str] = queue.Queue()
         self._threads: list[threading.Thread] = []
 

@@ -27,6 +27,7 @@ from registry.errors import LorryError
 from registry.services.audit import Caller, record_event
 from registry.services.job_kinds import job_kind
 from registry.services.job_kinds.base import JobContext, JobOutcome, StepReport
+from registry.services.job_queue import JobQueue
 from registry.services.jobs import append_log, finish_cancelled, job_action, job_target
 from registry.services.names import repository_id
 from registry.storage.base import BlobStore
@@ -110,11 +111,13 @@ class JobRunner:
         store: BlobStore,
         settings: Settings,
         stopping: threading.Event | None = None,
+        queue: JobQueue | None = None,
     ) -> None:
         self.engine = engine
         self.store = store
         self.settings = settings
         self.stopping = stopping
+        self.queue = queue
 
     def run(self, job_id: str) -> str | None:
         """Run the job if it is still queued; returns its final state (None: not claimed)."""
@@ -127,7 +130,11 @@ class JobRunner:
         try:
             with _Heartbeat(self.engine, job_id, worker, self.settings.job_heartbeat_s):
                 context = JobContext(
-                    self.engine, self.store, self.settings, self._report(job_id, worker)
+                    self.engine,
+                    self.store,
+                    self.settings,
+                    self._report(job_id, worker),
+                    self.queue,
                 )
                 outcome = job_kind(row.kind).execute(context, row)
         except _Cancelled:
@@ -148,7 +155,20 @@ class JobRunner:
             return self._finish(
                 job_id, worker, caller, "failed", ("internal", f"{type(exc).__name__}: {exc}")
             )
-        return self._finish(job_id, worker, caller, "succeeded", None, outcome)
+        notes = self._after_success(context, row, outcome)
+        return self._finish(job_id, worker, caller, "succeeded", None, outcome, notes)
+
+    def _after_success(self, context: JobContext, row: Job, outcome: JobOutcome) -> list[str]:
+        """The kind's follow-up work (a composition's evaluations), done before the job
+        shows as succeeded so that what it starts exists by then; its failure is a line in
+        the job's log, and the job still succeeds (its output is published)."""
+        try:
+            return job_kind(row.kind).after_success(context, row, outcome)
+        except (composer.ComposerError, LorryError) as exc:
+            return [f"follow-up failed: {exc.code}: {exc.message}"]
+        except Exception as exc:
+            logger.exception("job %s: its follow-up failed", row.id)
+            return [f"follow-up failed: internal: {type(exc).__name__}: {exc}"]
 
     def _claim(self, job_id: str, worker: str) -> Job | None:
         with Session(self.engine, expire_on_commit=False) as session:
@@ -226,6 +246,7 @@ class JobRunner:
         state: str,
         error: tuple[str, str] | None,
         result: JobOutcome | None = None,
+        notes: list[str] | None = None,
     ) -> str | None:
         with Session(self.engine) as session:
             with write_transaction(session):
@@ -251,6 +272,8 @@ class JobRunner:
                     row.result_version, row.result_digest = version, digest
                     row.progress_done = row.progress_total
                     append_log(row, f"succeeded: {row.target}@{version} ({note})")
+                    for line in notes or []:
+                        append_log(row, without_server_paths(line, self.settings))
                     after.update(version=version, digest=f"sha256:{digest}")
                     after.update(job_kind(row.kind).succeed_details(row))
                     action = job_action(row.kind, "succeed")

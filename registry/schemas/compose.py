@@ -11,7 +11,7 @@ from registry.schemas.base import Schema
 from registry.schemas.export import ExportOut, JobExport
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-JobKind = Literal["compose", "export"]
+JobKind = Literal["compose", "export", "eval"]
 JOB_STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED_STATES: tuple[str, ...] = ("succeeded", "failed", "cancelled")
 
@@ -32,7 +32,7 @@ class JobInput(Schema):
     version: int
     digest: str
     weight: float | None = None
-    role: Literal["input", "base"] = "input"
+    role: Literal["input", "base", "tasks"] = "input"
 
 
 class JobProgress(Schema):
@@ -55,7 +55,9 @@ class JobResult(Schema):
 class JobOut(Schema):
     id: str
     kind: JobKind = Field(
-        default="compose", description="compose: publishes a version; export: adds a file to one"
+        default="compose",
+        description="compose: publishes a version; export: adds a file to one; eval: records "
+        "evaluation results on one",
     )
     state: JobState
     target: str

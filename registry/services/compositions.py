@@ -13,6 +13,8 @@ from registry.errors import Conflict, InvalidInput, InvalidReference
 from registry.schemas.compose import CompositionRequest, JobInput, JobOut
 from registry.services.audit import Caller
 from registry.services.eval_gates import refuse_unmeasured_version
+from registry.services.evaluations import plan_recipe_evaluations
+from registry.services.job_kinds.compose import EVALUATE, ComposeSubmission
 from registry.services.job_queue import JobQueue
 from registry.services.jobs import create_job
 from registry.services.names import check_alias_name, check_repository_name, repository_id
@@ -20,6 +22,7 @@ from registry.services.policies import check_alias_change
 from registry.services.principals import READ, WRITE
 from registry.services.refs import resolve_ref
 from registry.services.repositories import find_repository
+from registry.storage.base import BlobStore
 from registry.tables import Repository
 
 if TYPE_CHECKING:
@@ -158,19 +161,30 @@ def submit_composition(
     check_access: Callable[[str, str], None] | None = None,
     *,
     settings: Settings,
+    store: BlobStore,
 ) -> JobOut:
     """Record a composition job (or find an identical earlier one) and enqueue it.
 
     The recipe is checked against ``settings``' caps and validated (finite numbers,
     known method) before anything is read or written. Every reference is resolved
     now: the job composes exactly these versions even if an alias moves before it
-    runs. A job with the same idempotency key (the pinned recipe and the target) that is
-    queued, running or succeeded is returned (``reused``) instead of a new one.
+    runs. A job with the same idempotency key (the pinned recipe, its evaluations and the
+    target) that is queued, running or succeeded is returned (``reused``) instead of a new
+    one. The recipe's ``evaluate`` entries (``registry.services.evaluations``) are checked
+    and pinned here too; the job submits them once it has published.
     """
     from composer import parse_recipe  # torch and mergekit load with the first composition
 
     check_recipe_limits(request.recipe, settings)
-    recipe = parse_recipe(request.recipe)
+    document = dict(request.recipe)
+    evaluate = document.pop(EVALUATE, None) or []
+    if not isinstance(evaluate, list):
+        raise InvalidInput(
+            "the recipe's evaluate must be a list of evaluations "
+            "([{tasks: [...], base: NS/NAME, tasks_from: NS/NAME@REF}])",
+            field="evaluate",
+        )
+    recipe = parse_recipe(document)
     check_output_rank(recipe, settings)
     output_kind = "model" if recipe.output.type == "merged" else "adapter"
     namespace, name = _check_target(session, request.target, output_kind)
@@ -186,12 +200,15 @@ def submit_composition(
             if reference is not None:
                 check_access(READ, parse_registry_ref(reference).namespace)
     pinned, inputs = resolve_recipe(session, recipe)
+    planned = plan_recipe_evaluations(
+        session, caller, store, settings, target, evaluate, request.message, check_access
+    )
     return create_job(
         session,
         caller,
         queue,
         kind="compose",
-        spec=pinned,
+        spec=ComposeSubmission(recipe=pinned, evaluate=planned),
         target=target,
         inputs=inputs,
         summary="inputs ",

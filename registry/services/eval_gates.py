@@ -202,7 +202,9 @@ def refuse_unmeasured_version(session: Session, repo_id: str, alias: str) -> Non
             raise EvidenceRequired(
                 f"alias {alias!r} of {repo_id} is protected by {describe_rule(rule)}, which "
                 "requires evaluation results, and a composed version has none when it is "
-                "published: compose without the alias, record its results with `lorry eval "
-                "add`, then move the alias with `lorry alias set`",
+                "published: compose without the alias and name it as the recipe's evaluate "
+                "promote (evaluate: [{tasks: [...], base: ..., tasks_from: ..., promote: "
+                f"{alias}}}]), or record results with `lorry eval add` and then move the alias "
+                "with `lorry alias set`",
                 rules=[rule.id],
             )

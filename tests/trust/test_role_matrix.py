@@ -30,6 +30,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/compositions"): WRITE,
     ("POST", "/api/v1/repos/{namespace}/{name}/versions/{ref}/exports"): WRITE,
     ("POST", "/api/v1/repos/{namespace}/{name}/versions/{ref}/evals"): WRITE,
+    ("POST", "/api/v1/repos/{namespace}/{name}/versions/{ref}/evaluations"): WRITE,
     ("POST", "/api/v1/jobs/{job_id}/cancel"): WRITE,
     ("POST", "/api/models/{namespace}/{name}/paths-info/{revision}"): ALL,
     ("POST", "/api/repos/create"): WRITE,

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from registry.api.access import AccessCheckDep
-from registry.api.deps import CallerDep, SessionDep, SettingsDep
+from registry.api.deps import BlobStoreDep, CallerDep, SessionDep, SettingsDep
 from registry.schemas.compose import CompositionRequest, JobOut
 from registry.services import compositions
 from registry.services.job_queue import JobQueue
@@ -34,9 +34,10 @@ def submit_composition(
     response: Response,
     check_access: AccessCheckDep,
     settings: SettingsDep,
+    store: BlobStoreDep,
 ) -> JobOut:
     job = compositions.submit_composition(
-        session, caller, queue, body, check_access, settings=settings
+        session, caller, queue, body, check_access, settings=settings, store=store
     )
     if job.reused:
         response.status_code = 200

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from registry.services.job_kinds.base import JobKind
 from registry.services.job_kinds.compose import ComposeKind
+from registry.services.job_kinds.eval import EvalKind
 from registry.services.job_kinds.export import ExportKind
 
 __all__ = ["JOB_KINDS", "JobKind", "job_kind"]
@@ -16,6 +17,7 @@ __all__ = ["JOB_KINDS", "JobKind", "job_kind"]
 JOB_KINDS: dict[str, JobKind] = {
     "compose": ComposeKind(),
     "export": ExportKind(),
+    "eval": EvalKind(),
 }
 
 

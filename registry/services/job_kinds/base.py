@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from registry.config import Settings
+from registry.services.job_queue import JobQueue
 from registry.storage.base import BlobStore
 from registry.tables import Job
 
@@ -32,13 +33,15 @@ cancelled, or the process is shutting down): let that exception propagate."""
 
 @dataclass(frozen=True)
 class JobContext:
-    """What a running job may use: the database, the blob store, the settings, and the
-    progress callback that also stops it."""
+    """What a running job may use: the database, the blob store, the settings, the
+    progress callback that also stops it, and the queue that delivers the jobs it starts
+    (``None``: they wait as queued rows for the next delivery of queued jobs)."""
 
     engine: Engine
     store: BlobStore
     settings: Settings
     report: StepReport
+    queue: JobQueue | None = None
 
 
 class JobOutcome(NamedTuple):
@@ -113,6 +116,11 @@ class JobKind(ABC):
     def succeed_details(self, job: Job) -> dict[str, Any]:
         """Fields added to the ``after`` of the kind's succeed event (none by default)."""
         return {}
+
+    def after_success(self, context: JobContext, job: Job, outcome: JobOutcome) -> list[str]:
+        """Work that follows a success once it is recorded (a composition's evaluations);
+        returns lines for the job's log (none by default)."""
+        return []
 
     @abstractmethod
     def execute(self, context: JobContext, job: Job) -> JobOutcome:

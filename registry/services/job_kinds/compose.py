@@ -3,6 +3,12 @@
 Its spec is the composition recipe (``composer.Recipe``) with every registry
 reference pinned to ``ns/name@sha256:<digest>``, stored without the fields equal to
 their defaults, so two spellings of one recipe give one document and one key.
+
+A recipe's ``evaluate`` list (``registry.services.evaluations``) is kept in the spec
+beside the recipe, pinned, so it is part of the job's idempotency key (the same recipe
+with other evaluations asks for other work); the composer, the version's lineage and
+its card never see it, so the composed bytes, and the version's digest, do not depend on
+it. Once the version is published, ``after_success`` submits one ``eval`` job for each.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlmodel import Session, col, select
 
 from registry.schemas.repos import FileEntry, PublishRequest
@@ -31,7 +37,7 @@ from registry.validation import ManifestEntry
 if TYPE_CHECKING:
     import composer
 
-__all__ = ["EVENTS", "ComposeKind", "recipe_document"]
+__all__ = ["EVALUATE", "EVENTS", "ComposeKind", "ComposeSubmission", "recipe_document"]
 
 EVENTS = JobEvents(
     submit="composition.submit",
@@ -40,6 +46,21 @@ EVENTS = JobEvents(
     cancel="composition.cancel",
 )
 _LIBRARIES = ("lorry", "torch", "safetensors", "mergekit", "peft")
+EVALUATE = "evaluate"
+"""The spec's key of the recipe's evaluations (never given to the composer)."""
+
+
+class ComposeSubmission(BaseModel):
+    """A pinned recipe (``composer.Recipe``) and the evaluations planned for its result."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    recipe: Any
+    evaluate: list[dict[str, Any]] = []
+
+
+def _recipe_only(spec: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in spec.items() if key != EVALUATE}
 
 
 def recipe_document(recipe: BaseModel) -> dict[str, Any]:
@@ -59,13 +80,20 @@ class ComposeKind(JobKind):
         return Recipe
 
     def dump_spec(self, spec: BaseModel) -> dict[str, Any]:
+        evaluate: list[dict[str, Any]] = []
+        if isinstance(spec, ComposeSubmission):
+            evaluate = spec.evaluate
+            spec = spec.recipe
         super().dump_spec(spec)
-        return recipe_document(spec)
+        document = recipe_document(spec)
+        if evaluate:
+            document[EVALUATE] = evaluate
+        return document
 
     def parse_spec(self, document: dict[str, Any]) -> BaseModel:
         from composer import parse_recipe
 
-        return parse_recipe(document)
+        return parse_recipe(_recipe_only(document))
 
     def idempotency_key(self, spec: dict[str, Any], target: str) -> str:
         return canonical_key({"recipe": spec, "target": target})
@@ -76,6 +104,8 @@ class ComposeKind(JobKind):
 
     def queue_for(self, spec: BaseModel) -> str:
         """``gpu`` for recipes that need CUDA, ``cpu`` for CPU-only ones, else ``any``."""
+        if isinstance(spec, ComposeSubmission):
+            spec = spec.recipe
         return {"cuda": "gpu", "cpu": "cpu"}.get(str(getattr(spec, "device", "auto")), "any")
 
     def execute(self, context: JobContext, job: Job) -> JobOutcome:
@@ -90,7 +120,7 @@ class ComposeKind(JobKind):
             for ref, files in _input_files(context, job).items():
                 materialise(context.store, files, root / ref)
             out = work / "out"
-            result = composer.compose(job.spec, out, root=root, progress=on_module)
+            result = composer.compose(_recipe_only(job.spec), out, root=root, progress=on_module)
             entries = _ingest(context, out)
             digest = manifest_digest(entries)
             existing = _existing_version(context, job.target, digest)
@@ -117,6 +147,40 @@ class ComposeKind(JobKind):
             return JobOutcome(
                 published.version, published.digest.removeprefix("sha256:"), "published"
             )
+
+    def after_success(self, context: JobContext, job: Job, outcome: JobOutcome) -> list[str]:
+        """Submit the recipe's evaluations of the version the job published (or found)."""
+        planned = job.spec.get(EVALUATE) or []
+        if not planned:
+            return []
+        from registry.services.evaluations import recipe_evaluation_jobs
+        from registry.services.job_kinds.workspace import pinned_version
+
+        queue = context.queue or _DeliveredLater()
+        caller = Caller(actor=job.created_by, request_id=job.request_id)
+        with Session(context.engine) as session:
+            _repository, version = pinned_version(session, f"{job.target}@sha256:{outcome.digest}")
+            jobs = recipe_evaluation_jobs(
+                session, caller, queue, job.target, version, planned, job.message
+            )
+        return [
+            f"evaluation job {item.id} submitted: {', '.join(item.recipe['tasks'])}"
+            for item in jobs
+        ]
+
+
+class _DeliveredLater:
+    """A queue for a runner that has none: the job waits as a queued row, which the next
+    delivery of queued jobs (a process's start, the sweep) hands to a worker."""
+
+    def enqueue(self, job_id: str, queue: str) -> None:
+        return None
+
+    def start(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
 
 
 def _input_files(context: JobContext, job: Job) -> dict[str, list[tuple[str, str]]]:
@@ -169,7 +233,7 @@ def _existing_version(context: JobContext, target: str, digest: str) -> int | No
 def _lineage(job: Job, result: composer.ComposeResult) -> dict[str, Any]:
     import composer
 
-    recipe = composer.parse_recipe(job.spec)
+    recipe = composer.parse_recipe(_recipe_only(job.spec))
     return {
         "job": job.id,
         "method": recipe.method,
@@ -185,7 +249,7 @@ def _lineage(job: Job, result: composer.ComposeResult) -> dict[str, Any]:
             }
             for item in job.inputs
         ],
-        "recipe": job.spec,
+        "recipe": _recipe_only(job.spec),
         "device": result.device,
         "max_error": result.max_error,
         "libraries": library_versions(_LIBRARIES),

@@ -7,10 +7,36 @@ import importlib.metadata
 from collections.abc import Iterable
 from pathlib import Path
 
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
 from composer.fileio import sha256_file
 from registry.storage.base import BlobStore
+from registry.tables import Repository, Version, VersionFile
 
-__all__ = ["library_versions", "materialise", "store_file"]
+__all__ = ["library_versions", "materialise", "pinned_version", "store_file", "version_files"]
+
+
+def pinned_version(session: Session, pinned: str) -> tuple[Repository, Version]:
+    """The repository and version of a pinned reference ``ns/name@sha256:<digest>``."""
+    repository_id, _, digest = pinned.partition("@sha256:")
+    namespace, _, name = repository_id.partition("/")
+    repository, version = session.exec(
+        select(Repository, Version)
+        .join(Version, col(Version.repository_id) == col(Repository.id))
+        .where(Repository.namespace == namespace, Repository.name == name, Version.digest == digest)
+    ).one()
+    return repository, version
+
+
+def version_files(engine: Engine, pinned: str, prefix: str = "") -> list[tuple[str, str]]:
+    """``(path, sha256)`` of the pinned version's files whose path starts with ``prefix``."""
+    with Session(engine) as session:
+        _repository, version = pinned_version(session, pinned)
+        rows = session.exec(
+            select(VersionFile.path, VersionFile.sha256).where(VersionFile.version_id == version.id)
+        ).all()
+    return [(path, sha256) for path, sha256 in rows if path.startswith(prefix)]
 
 
 def materialise(store: BlobStore, files: list[tuple[str, str]], directory: Path) -> None:
