@@ -97,8 +97,9 @@ def repos_table(items: Sequence[dict[str, Any]], total: int) -> FittedTable:
     )
     for repo in items:
         latest = repo.get("latest_version")
+        archived = " [dim](archived)[/]" if repo.get("archived") else ""
         table.add_row(
-            escape(repo["id"]),
+            escape(repo["id"]) + archived,
             _text(repo.get("kind")),
             "-" if latest is None else str(latest),
             _aliases_text(repo.get("aliases")),

@@ -32,7 +32,7 @@ from registry.services.jobs import create_job
 from registry.services.names import check_repository_name, repository_id
 from registry.services.principals import READ
 from registry.services.refs import resolve_ref
-from registry.services.repositories import find_repository
+from registry.services.repositories import check_writable, find_repository
 from registry.tables import (
     Job,
     Repository,
@@ -195,6 +195,7 @@ def submit_export(
     repository = find_repository(session, namespace, name)
     repo_id = repository_id(namespace, name)
     version = resolve_ref(session, repository, ref)
+    check_writable(repository)
     kind = repository.kind
     outtype = _check_format(request, kind)
     if kind == "adapter":
