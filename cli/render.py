@@ -161,21 +161,29 @@ def repo_panel(repo: dict[str, Any]) -> Panel:
     return Panel(_fields_table(rows), title=escape(repo["id"]), title_align="left")
 
 
-def _files_table(files: Sequence[dict[str, Any]]) -> Table:
-    table = Table(title="files", title_justify="left")
-    table.add_column("path", style="cyan", overflow="fold")
-    table.add_column("size", justify="right", no_wrap=True)
-    table.add_column("sha256", no_wrap=True)
+def _files_table(files: Sequence[dict[str, Any]]) -> FittedTable:
+    table = FittedTable(
+        "files",
+        [
+            Column("path", key=True, style="cyan"),
+            Column("size", key=True, justify="right"),
+            Column("sha256", drop=1),
+        ],
+    )
     for entry in files:
         table.add_row(escape(entry["path"]), human_bytes(entry.get("size")), entry["sha256"][:16])
     return table
 
 
-def _modules_table(modules: dict[str, dict[str, list[int]]]) -> Table:
-    table = Table(title=f"modules ({len(modules)})", title_justify="left")
-    table.add_column("module")
-    table.add_column("lora_A", justify="right")
-    table.add_column("lora_B", justify="right")
+def _modules_table(modules: dict[str, dict[str, list[int]]]) -> FittedTable:
+    table = FittedTable(
+        f"modules ({len(modules)})",
+        [
+            Column("module", key=True),
+            Column("lora_A", key=True, justify="right"),
+            Column("lora_B", key=True, justify="right"),
+        ],
+    )
     for name, shapes in sorted(modules.items()):
         table.add_row(
             escape(name),
