@@ -158,6 +158,15 @@ def repo_panel(repo: dict[str, Any]) -> Panel:
         ("downloads", str(repo.get("downloads", 0))),
         ("created", f"{_short_time(repo.get('created_at'))} by {_text(repo.get('created_by'))}"),
     ]
+    archived = repo.get("archived")
+    if archived:
+        rows.append(
+            (
+                "archived",
+                f"{_short_time(archived['at'])} by {_text(archived['by'])}: "
+                f"{_text(archived['reason'])} (read only; `lorry repo unarchive` reverses it)",
+            )
+        )
     return Panel(_fields_table(rows), title=escape(repo["id"]), title_align="left")
 
 

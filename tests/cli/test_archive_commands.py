@@ -28,6 +28,8 @@ def test_archive_hides_freezes_and_unarchive_restores(
     refused = lorry("push", second, REPO)
     assert refused.exit_code != 0
     assert "is archived" in refused.stderr and f"lorry repo unarchive {REPO}" in refused.stderr
+    shown = lorry("show", REPO)
+    assert shown.exit_code == 0 and "replaced by v2 project" in shown.stdout
     pulled = lorry("pull", f"{REPO}@1", tmp_path / "pulled")
     assert pulled.exit_code == 0, pulled.stderr
 
