@@ -209,9 +209,11 @@ class LorryClient:
         kind: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        archived: bool = False,
     ) -> dict[str, Any]:
         params = _clean_params(
             {
+                "archived": "true" if archived else None,
                 "q": q,
                 "namespace": namespace,
                 "base_model": base_model,

@@ -10,7 +10,6 @@ from urllib.parse import quote
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from cli.common import (
     JsonOption,
@@ -22,6 +21,7 @@ from cli.common import (
     stdout,
 )
 from cli.eval_run import eval_run
+from cli.tables import Column, FittedTable
 
 __all__ = ["eval_app", "register"]
 
@@ -50,11 +50,21 @@ def _number(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}g}"
 
 
-def _results_table(page: dict[str, Any]) -> Table:
+def _results_table(page: dict[str, Any]) -> FittedTable:
     title = f"{page['repository']}@{page['version']} ({len(page['items'])} results)"
-    table = Table(title=escape(title), title_justify="left")
-    for column in ("task", "metric", "filter", "value", "± stderr", "n-shot", "source", "id"):
-        table.add_column(column, justify="right" if column in ("value", "± stderr") else "left")
+    table = FittedTable(
+        escape(title),
+        [
+            Column("task", key=True, style="bold"),
+            Column("metric", key=True),
+            Column("filter", drop=3),
+            Column("value", key=True, justify="right"),
+            Column("± stderr", drop=4, justify="right"),
+            Column("n-shot", drop=2, justify="right"),
+            Column("source", drop=1),
+            Column("id", drop=5, justify="right"),
+        ],
+    )
     for item in page["items"]:
         table.add_row(
             escape(item["task"]),
@@ -75,13 +85,20 @@ def _significance(row: dict[str, Any]) -> str:
     return "yes" if row["significant"] else "no"
 
 
-def _compare_table(comparison: dict[str, Any]) -> Table:
+def _compare_table(comparison: dict[str, Any]) -> FittedTable:
     title = f"{comparison['repository']}: version {comparison['base']} → {comparison['candidate']}"
-    table = Table(title=escape(title), title_justify="left")
-    for column in ("task", "metric", "filter", "base", "candidate", "Δ", "significant"):
-        table.add_column(
-            column, justify="left" if column in ("task", "metric", "filter") else "right"
-        )
+    table = FittedTable(
+        escape(title),
+        [
+            Column("task", key=True, style="bold"),
+            Column("metric", key=True),
+            Column("filter", drop=1),
+            Column("base", key=True, justify="right"),
+            Column("candidate", key=True, justify="right"),
+            Column("Δ", key=True, justify="right"),
+            Column("significant", drop=2, justify="right"),
+        ],
+    )
     for row in comparison["rows"]:
         difference = _number(row["difference"])
         if row["improved"] is True:
@@ -100,14 +117,18 @@ def _compare_table(comparison: dict[str, Any]) -> Table:
     return table
 
 
-def _history_table(history: dict[str, Any]) -> Table:
+def _history_table(history: dict[str, Any]) -> FittedTable:
+    """One column per version; at narrow widths the oldest versions are left out first."""
     versions = [v["version"] for v in history["versions"]]
-    table = Table(title=escape(f"results of {history['repository']}"), title_justify="left")
-    table.add_column("task/metric")
     labels = {v["version"]: ", ".join(v["aliases"]) for v in history["versions"]}
-    for number in versions:
+    columns = [Column("task/metric", key=True, style="bold")]
+    for index, number in enumerate(versions):
         alias = f" ({labels[number]})" if labels[number] else ""
-        table.add_column(escape(f"v{number}{alias}"), justify="right")
+        newest = index == len(versions) - 1
+        columns.append(
+            Column(escape(f"v{number}{alias}"), key=newest, drop=index + 1, justify="right")
+        )
+    table = FittedTable(escape(f"results of {history['repository']}"), columns)
     for series in history["series"]:
         values = {point["version"]: point["value"] for point in series["points"]}
         name = f"{series['task']}/{series['metric']}"

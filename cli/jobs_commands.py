@@ -231,14 +231,22 @@ def derived_command(
     if as_json:
         echo_json(page)
         return
+    stdout.print(_derived_table(page))
+
+
+def _derived_table(page: dict[str, Any]) -> FittedTable:
     source = page["source"]
-    table = Table(
-        title=f"{len(page['items'])} version(s) derived from "
-        f"{source['repository']}@{source['version']}",
-        title_justify="left",
+    table = FittedTable(
+        f"{len(page['items'])} version(s) derived from "
+        f"{escape(source['repository'])}@{source['version']}",
+        [
+            Column("version", key=True, style="bold cyan"),
+            Column("aliases", key=True),
+            Column("via", drop=2),
+            Column("depth", drop=1, justify="right"),
+            Column("digest", drop=3),
+        ],
     )
-    for column in ("version", "aliases", "via", "depth", "digest"):
-        table.add_column(column)
     for item in page["items"]:
         table.add_row(
             f"{escape(item['repository'])}@{item['version']}",
@@ -247,7 +255,7 @@ def derived_command(
             str(item["depth"]),
             item["digest"][:19],
         )
-    stdout.print(table)
+    return table
 
 
 def register(app: typer.Typer) -> None:

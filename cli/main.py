@@ -14,6 +14,7 @@ from cli import (
     eval_commands,
     export_commands,
     jobs_commands,
+    lifecycle_commands,
     registry_commands,
     repo_commands,
     server_commands,
@@ -59,6 +60,7 @@ def main(
 server_commands.register(app)
 registry_commands.register(app)
 repo_commands.register(app)
+lifecycle_commands.register(app)
 compose_commands.register(app)
 export_commands.register(app)
 jobs_commands.register(app)

@@ -165,10 +165,13 @@ def ls(
     kind: Annotated[Kind | None, typer.Option("--kind")] = None,
     limit: LimitOption = 50,
     offset: OffsetOption = 0,
+    archived: Annotated[
+        bool, typer.Option("--archived", help="Include archived repositories.")
+    ] = False,
     json_out: JsonOption = False,
     registry: RegistryOption = None,
 ) -> None:
-    """List and search repositories."""
+    """List and search repositories (archived ones only with --archived)."""
     with registry_client(registry) as client:
         page = client.list_repos(
             q=query,
@@ -178,6 +181,7 @@ def ls(
             kind=kind.value if kind else None,
             limit=limit,
             offset=offset,
+            archived=archived,
         )
     if json_out:
         echo_json(page)

@@ -97,8 +97,9 @@ def repos_table(items: Sequence[dict[str, Any]], total: int) -> FittedTable:
     )
     for repo in items:
         latest = repo.get("latest_version")
+        archived = " [dim](archived)[/]" if repo.get("archived") else ""
         table.add_row(
-            escape(repo["id"]),
+            escape(repo["id"]) + archived,
             _text(repo.get("kind")),
             "-" if latest is None else str(latest),
             _aliases_text(repo.get("aliases")),
@@ -157,24 +158,41 @@ def repo_panel(repo: dict[str, Any]) -> Panel:
         ("downloads", str(repo.get("downloads", 0))),
         ("created", f"{_short_time(repo.get('created_at'))} by {_text(repo.get('created_by'))}"),
     ]
+    archived = repo.get("archived")
+    if archived:
+        rows.append(
+            (
+                "archived",
+                f"{_short_time(archived['at'])} by {_text(archived['by'])}: "
+                f"{_text(archived['reason'])} (read only; `lorry repo unarchive` reverses it)",
+            )
+        )
     return Panel(_fields_table(rows), title=escape(repo["id"]), title_align="left")
 
 
-def _files_table(files: Sequence[dict[str, Any]]) -> Table:
-    table = Table(title="files", title_justify="left")
-    table.add_column("path", style="cyan", overflow="fold")
-    table.add_column("size", justify="right", no_wrap=True)
-    table.add_column("sha256", no_wrap=True)
+def _files_table(files: Sequence[dict[str, Any]]) -> FittedTable:
+    table = FittedTable(
+        "files",
+        [
+            Column("path", key=True, style="cyan"),
+            Column("size", key=True, justify="right"),
+            Column("sha256", drop=1),
+        ],
+    )
     for entry in files:
         table.add_row(escape(entry["path"]), human_bytes(entry.get("size")), entry["sha256"][:16])
     return table
 
 
-def _modules_table(modules: dict[str, dict[str, list[int]]]) -> Table:
-    table = Table(title=f"modules ({len(modules)})", title_justify="left")
-    table.add_column("module")
-    table.add_column("lora_A", justify="right")
-    table.add_column("lora_B", justify="right")
+def _modules_table(modules: dict[str, dict[str, list[int]]]) -> FittedTable:
+    table = FittedTable(
+        f"modules ({len(modules)})",
+        [
+            Column("module", key=True),
+            Column("lora_A", key=True, justify="right"),
+            Column("lora_B", key=True, justify="right"),
+        ],
+    )
     for name, shapes in sorted(modules.items()):
         table.add_row(
             escape(name),

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from cli.common import (
     JsonOption,
@@ -17,6 +16,7 @@ from cli.common import (
     registry_client,
     stdout,
 )
+from cli.tables import Column, FittedTable
 
 __all__ = ["register"]
 
@@ -45,6 +45,82 @@ def _split_pattern(pattern: str) -> tuple[str, str]:
 
 def _when(value: str | None) -> str:
     return value[:19].replace("T", " ") if value else "-"
+
+
+def _webhooks_table(items: list[dict[str, Any]]) -> FittedTable:
+    table = FittedTable(
+        f"webhooks ({len(items)})",
+        [
+            Column("id", key=True, justify="right"),
+            Column("repositories", key=True, style="bold cyan"),
+            Column("events", drop=2),
+            Column("url"),
+            Column("created", drop=1),
+        ],
+    )
+    for item in items:
+        table.add_row(
+            str(item["id"]),
+            escape(f"{item['namespace']}/{item['repositories']}"),
+            escape(", ".join(item["events"])),
+            escape(item["url"]),
+            _when(item["created_at"]),
+        )
+    return table
+
+
+def _deliveries_table(items: list[dict[str, Any]]) -> FittedTable:
+    table = FittedTable(
+        f"deliveries ({len(items)})",
+        [
+            Column("delivery", key=True),
+            Column("event", key=True),
+            Column("state", key=True),
+            Column("attempts", drop=3, justify="right"),
+            Column("status", drop=4, justify="right"),
+            Column("created", drop=2),
+            Column("last error", drop=1),
+        ],
+    )
+    for item in items:
+        table.add_row(
+            item["id"],
+            escape(item["event"]),
+            item["state"],
+            str(item["attempts"]),
+            str(item["last_status"] or "-"),
+            _when(item["created_at"]),
+            escape((item["last_error"] or "")[:80]),
+        )
+    return table
+
+
+def _deployments_table(items: list[dict[str, Any]]) -> FittedTable:
+    table = FittedTable(
+        f"deployments ({len(items)})",
+        [
+            Column("id", key=True, justify="right"),
+            Column("follows", key=True, style="bold cyan"),
+            Column("server", drop=3),
+            Column("name", drop=2),
+            Column("alias at", key=True, justify="right"),
+            Column("serves", key=True, justify="right"),
+            Column("since", drop=1),
+            Column("last error", drop=4),
+        ],
+    )
+    for item in items:
+        table.add_row(
+            str(item["id"]),
+            escape(f"{item['repository']}@{item['alias']}"),
+            escape(f"{item['kind']} {item['url']}"),
+            escape(item["lora_name"]),
+            str(item["alias_version"] or "-"),
+            str(item["served_version"] or "-"),
+            _when(item["served_since"]),
+            escape((item["last_error"] or "")[:80]),
+        )
+    return table
 
 
 @webhook_app.command("add")
@@ -86,16 +162,7 @@ def webhook_ls(json_out: JsonOption = False, registry: RegistryOption = None) ->
     if json_out:
         echo_json(items)
         return
-    table = Table("id", "repositories", "events", "url", "created")
-    for item in items:
-        table.add_row(
-            str(item["id"]),
-            escape(f"{item['namespace']}/{item['repositories']}"),
-            escape(", ".join(item["events"])),
-            escape(item["url"]),
-            _when(item["created_at"]),
-        )
-    stdout.print(table)
+    stdout.print(_webhooks_table(items))
 
 
 @webhook_app.command("rm")
@@ -144,18 +211,7 @@ def webhook_deliveries(
     if json_out:
         echo_json(result)
         return
-    table = Table("delivery", "event", "state", "attempts", "status", "created", "last error")
-    for item in result["items"]:
-        table.add_row(
-            item["id"],
-            escape(item["event"]),
-            item["state"],
-            str(item["attempts"]),
-            str(item["last_status"] or "-"),
-            _when(item["created_at"]),
-            escape((item["last_error"] or "")[:80]),
-        )
-    stdout.print(table)
+    stdout.print(_deliveries_table(result["items"]))
 
 
 @webhook_app.command("redeliver")
@@ -230,19 +286,7 @@ def deploy_ls(
     if json_out:
         echo_json(items)
         return
-    table = Table("id", "follows", "server", "name", "alias at", "serves", "since", "last error")
-    for item in items:
-        table.add_row(
-            str(item["id"]),
-            escape(f"{item['repository']}@{item['alias']}"),
-            escape(f"{item['kind']} {item['url']}"),
-            escape(item["lora_name"]),
-            str(item["alias_version"] or "-"),
-            str(item["served_version"] or "-"),
-            _when(item["served_since"]),
-            escape((item["last_error"] or "")[:80]),
-        )
-    stdout.print(table)
+    stdout.print(_deployments_table(items))
 
 
 @deploy_app.command("rm")

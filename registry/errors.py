@@ -7,7 +7,9 @@ and a message that says what was wrong and how to fix it. One handler in
     LorryError                      500 internal
     ├── NotFound                    404
     │   ├── RepositoryNotFound      404 repository_not_found
+    │   │   └── RepositoryDeleted   404 repository_deleted
     │   ├── VersionNotFound         404 version_not_found
+    │   │   └── VersionDeleted      404 version_deleted
     │   ├── AliasNotFound           404 alias_not_found
     │   ├── FileNotFound            404 file_not_found
     │   └── BlobNotFound            404 blob_not_found
@@ -27,6 +29,8 @@ and a message that says what was wrong and how to fix it. One handler in
     ├── TooLarge                    413 too_large
     ├── RangeNotSatisfiable         416 range_not_satisfiable
     ├── Conflict                    409 conflict
+    │   ├── RepositoryArchived      409 repository_archived
+    │   └── DeletionBlocked         409 deletion_blocked
     ├── PreconditionFailed          412 precondition_failed
     ├── JobNotFound (NotFound)      404 job_not_found
     ├── StorageUnavailable          503 storage_unavailable
@@ -74,6 +78,18 @@ class RepositoryNotFound(NotFound):
 
 class VersionNotFound(NotFound):
     code = "version_not_found"
+
+
+class RepositoryDeleted(RepositoryNotFound):
+    """The repository was deleted: the message says when, by whom and why."""
+
+    code = "repository_deleted"
+
+
+class VersionDeleted(VersionNotFound):
+    """The version was deleted: the message says when, by whom and why."""
+
+    code = "version_deleted"
 
 
 class AliasNotFound(NotFound):
@@ -164,6 +180,18 @@ class RangeNotSatisfiable(LorryError):
 class Conflict(LorryError):
     code = "conflict"
     status_code = 409
+
+
+class RepositoryArchived(Conflict):
+    """A change to an archived repository (a version, an alias move, an export)."""
+
+    code = "repository_archived"
+
+
+class DeletionBlocked(Conflict):
+    """A deletion that an alias, a derived version or a deployment still depends on."""
+
+    code = "deletion_blocked"
 
 
 class PreconditionFailed(LorryError):

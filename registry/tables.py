@@ -78,6 +78,13 @@ class Repository(SQLModel, table=True):
     """The alias that ``main`` means to Hugging Face clients; ``None``: the latest version."""
     base_model_link: str | None = Field(default=None, sa_column=Column(String(512), nullable=True))
     """Setting: the model repository (``NAMESPACE/NAME[@REF]``) new adapter versions link to."""
+    archived_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    """Set while the repository is archived (``registry.services.lifecycle``): read only,
+    left out of listings unless asked for."""
+    archived_by: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
+    archive_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Version(SQLModel, table=True):
@@ -488,6 +495,24 @@ class EvalResult(SQLModel, table=True):
     source: str = Field(sa_column=Column(String(16), nullable=False))
     created_by: str = Field(sa_column=Column(String(255), nullable=False))
     created_at: datetime = _timestamp()
+
+
+class Tombstone(SQLModel, table=True):
+    """What is left of a deleted version (``version`` set) or repository (``version`` None):
+    reads of it answer who deleted it, when and why, and its number is never given again
+    (``registry.services.lifecycle``). Keyed by the repository's name, not its row, so it
+    outlives the repository."""
+
+    __tablename__ = "tombstones"
+    __table_args__ = (Index("ix_tombstones_repository_version", "repository", "version"),)
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    repository: str = Field(sa_column=Column(String(200), nullable=False))
+    version: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    digest: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    deleted_by: str = Field(sa_column=Column(String(255), nullable=False))
+    deleted_at: datetime = _timestamp()
+    reason: str = Field(sa_column=Column(Text, nullable=False))
 
 
 metadata = SQLModel.metadata

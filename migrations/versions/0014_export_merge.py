@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014_export_merge"
-down_revision: str | Sequence[str] | None = "0012_evals"
+down_revision: str | Sequence[str] | None = "0013_archive"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -64,6 +64,14 @@ _ALIAS_ROUTES = frozenset(
     }
 )
 """Alias changes, also as Hub branches and tags."""
+_ARCHIVE_ROUTES = frozenset(
+    {"/repos/{namespace}/{name}/archive", "/repos/{namespace}/{name}/unarchive"}
+)
+_DELETE_ROUTES = frozenset(
+    {"/repos/{namespace}/{name}", "/repos/{namespace}/{name}/versions/{ref}"}
+)
+"""Archiving: ``promote`` or ``admin``; deleting (``DELETE``): ``admin`` on the namespace
+(``registry.services.lifecycle``)."""
 BODY_NAMESPACE_ROUTES = frozenset({"/api/repos/create", "/api/repos/delete"})
 """Hub routes that name their repository in the JSON body, not the path: ``authorize``
 lets them through on ``write`` anywhere, and the route checks the body's namespace with
@@ -101,6 +109,8 @@ def required_access(method: str, route_path: str) -> Access:
       ``/api/repos/delete`` take the namespace from the body (``BODY_NAMESPACE_ROUTES``).
     - reads and ``validate-yaml``: ``read``; ``/api/v1/whoami`` and ``/api/whoami-v2``:
       nothing (an empty ``scopes``).
+    - archiving a repository: ``promote`` or ``admin``; deleting a repository or a
+      version: ``admin`` on its namespace.
     - ``/api/v1/audit/checkpoints``: ``admin`` on every namespace; ``/api/v1/audit/verify``:
       ``read`` on every namespace (it reports on the whole log).
     - LFS upload URLs (``/api/lfs/...``): nothing; their signature authorizes them.
@@ -122,6 +132,10 @@ def required_access(method: str, route_path: str) -> Access:
         return Access((READ,))
     if route_path in _ALIAS_ROUTES:
         return Access((WRITE, PROMOTE))
+    if route_path in _ARCHIVE_ROUTES:
+        return Access((PROMOTE, ADMIN))
+    if method == "DELETE" and route_path in _DELETE_ROUTES:
+        return Access((ADMIN,))
     return Access((WRITE,))
 
 

@@ -20,6 +20,7 @@ from registry.api.routes import (
     hub_lfs,
     hub_write,
     jobs,
+    lifecycle,
     lineage,
     repo_settings,
     repos,
@@ -50,6 +51,7 @@ api_router.include_router(webhook_routes.router)
 api_router.include_router(deployment_routes.router)
 api_router.include_router(evals.router)
 api_router.include_router(eval_jobs.router)
+api_router.include_router(lifecycle.router)
 
 health_router = health.router
 hub_router = APIRouter()

@@ -21,6 +21,10 @@ WEBHOOK_EVENTS = (
     "deployment.request",
     "deployment.succeed",
     "deployment.fail",
+    "repository.archive",
+    "repository.unarchive",
+    "version.delete",
+    "repository.delete",
 )
 """Audit actions that a webhook may subscribe to; ``ping`` is sent by ``webhook test`` only."""
 PING = "ping"

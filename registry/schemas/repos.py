@@ -37,6 +37,12 @@ class BlobInfo(Schema):
     size: int
 
 
+class RepoArchive(Schema):
+    at: datetime
+    by: str
+    reason: str | None
+
+
 class Repo(Schema):
     id: str
     namespace: str
@@ -56,6 +62,8 @@ class Repo(Schema):
     """The repository setting that Hub commits link new adapter versions to."""
     main_alias: str | None = None
     downloads: int = Field(default=0, description="files downloaded, all versions")
+    archived: RepoArchive | None = None
+    """Set while the repository is archived (read only, left out of listings)."""
 
 
 class RepoList(Schema):

@@ -14,7 +14,7 @@ from registry.services.eval_gates import enforce_gates
 from registry.services.names import check_alias_name, repository_id
 from registry.services.policies import check_alias_change
 from registry.services.refs import resolve_ref
-from registry.services.repositories import find_repository, lock_repository
+from registry.services.repositories import check_writable, find_repository, lock_repository
 from registry.tables import Alias, AuditEvent, Repository, Version, utcnow
 
 
@@ -114,8 +114,9 @@ def point_alias(
     Pointing an alias where it already points changes nothing and records nothing.
     A protected alias (``registry.services.policies``) needs promote and a reason, and the
     evidence its rules require (``registry.services.eval_gates``): every alias move goes
-    through here, so every path is gated alike.
+    through here, so every path is gated alike. An archived repository's aliases stay put.
     """
+    check_writable(repository)
     check_alias_change(
         session, caller, repository_id(repository.namespace, repository.name), alias, reason
     )
@@ -183,6 +184,7 @@ def delete_alias(
     check_alias_name(alias)
     with write_transaction(session):
         repository = lock_repository(session, namespace, name)
+        check_writable(repository)
         check_alias_change(session, caller, repository_id(namespace, name), alias, reason)
         row = _find_alias(session, repository, alias)
         version = session.get(Version, row.version_id)

@@ -22,6 +22,10 @@ ALIAS_SET = "alias.set"
 ALIAS_DELETE = "alias.delete"
 REPOSITORY_UPDATE = "repository.update"
 VERSION_PULL = "version.pull"
+REPOSITORY_ARCHIVE = "repository.archive"
+REPOSITORY_UNARCHIVE = "repository.unarchive"
+REPOSITORY_DELETE = "repository.delete"
+VERSION_DELETE = "version.delete"
 ACTIONS = (
     REPOSITORY_CREATE,
     REPOSITORY_UPDATE,
@@ -29,6 +33,10 @@ ACTIONS = (
     VERSION_PULL,
     ALIAS_SET,
     ALIAS_DELETE,
+    REPOSITORY_ARCHIVE,
+    REPOSITORY_UNARCHIVE,
+    REPOSITORY_DELETE,
+    VERSION_DELETE,
 )
 PULL_ACTIONS = (VERSION_PULL,)
 """Actions that record a read, not a change (pulls before the access log existed)."""

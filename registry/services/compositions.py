@@ -21,7 +21,7 @@ from registry.services.names import check_alias_name, check_repository_name, rep
 from registry.services.policies import check_alias_change
 from registry.services.principals import READ, WRITE
 from registry.services.refs import resolve_ref
-from registry.services.repositories import find_repository
+from registry.services.repositories import check_writable, find_repository
 from registry.storage.base import BlobStore
 from registry.tables import Repository
 
@@ -145,6 +145,8 @@ def _check_target(session: Session, target: str, output_kind: str) -> tuple[str,
     existing = session.exec(
         select(Repository).where(Repository.namespace == namespace, Repository.name == name)
     ).first()
+    if existing is not None:
+        check_writable(existing)
     if existing is not None and existing.kind != output_kind:
         raise Conflict(
             f"{target} holds {existing.kind}s but this recipe writes a {output_kind}; "

@@ -37,7 +37,7 @@ from registry.services.merged_exports import merged_export_path, resolve_merge_b
 from registry.services.names import check_repository_name, repository_id
 from registry.services.principals import READ
 from registry.services.refs import resolve_ref
-from registry.services.repositories import find_repository
+from registry.services.repositories import check_writable, find_repository
 from registry.storage.base import BlobStore
 from registry.tables import (
     Job,
@@ -204,6 +204,7 @@ def submit_export(
     repository = find_repository(session, namespace, name)
     repo_id = repository_id(namespace, name)
     version = resolve_ref(session, repository, ref)
+    check_writable(repository)
     kind = repository.kind
     merge = request.merge_into is not None
     if merge and kind != "adapter":

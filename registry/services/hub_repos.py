@@ -2,8 +2,9 @@
 ``validate-yaml``.
 
 ``create_repo`` creates an empty repository (no version; its kind is taken from its
-first commit). ``delete_repo`` is refused: versions are immutable, and the audit log,
-alias history and the lineage of composed versions refer to them by digest.
+first commit). ``delete_repo`` is refused: a Hub client sends no reason, and deleting
+(``registry.services.lifecycle``) is an admin's act with a reason, refused while aliases
+or lineage depend on the repository; the message names the commands that do it.
 """
 
 from __future__ import annotations
@@ -66,11 +67,12 @@ def create_repository(
 def refuse_deletion(namespace: str, name: str) -> None:
     repo_id = repository_id(namespace, name)
     raise DeletionRefused(
-        f"Lorry never deletes a repository: its versions are immutable, and the audit log, "
-        f"alias history and lineage of composed versions refer to them. To retire {repo_id}, "
-        f"remove its aliases (`lorry alias rm {repo_id} ALIAS`) and tag it archived "
-        f"(`lorry repo set {repo_id} --tag archived`); unreferenced blobs of a registry are "
-        "reclaimed by `lorry gc`"
+        f"Lorry does not delete a repository through the Hub API, which sends no reason. "
+        f"To retire {repo_id} while its versions still pull, archive it: "
+        f"`lorry repo archive {repo_id} --reason TEXT`. To delete it (an admin, with a "
+        f"reason; refused while aliases or derived versions depend on it): "
+        f"`lorry repo delete {repo_id} --reason TEXT`; the next `lorry gc --delete` "
+        "reclaims its blobs"
     )
 
 

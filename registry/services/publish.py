@@ -22,6 +22,7 @@ from registry.services.base_models import link_base_model
 from registry.services.card_evals import CardEvidence, read_card_evidence, record_card_evidence
 from registry.services.names import check_alias_name, check_repository_name, repository_id
 from registry.services.repositories import lock_or_create_repository
+from registry.services.tombstones import highest_deleted_number
 from registry.services.versions import version_out
 from registry.storage.base import BlobStore
 from registry.storage.scratch import disk_errors, new_file
@@ -136,6 +137,7 @@ def _commit_version(
     if latest is None:
         # An empty repository (Hub ``create_repo``) takes the kind of its first version.
         repository.kind = request.kind
+    deleted = highest_deleted_number(session, repo_id)
     if repository.kind != request.kind:
         raise Conflict(
             f"{repo_id} holds {repository.kind}s; push this {request.kind} to another repository"
@@ -154,7 +156,7 @@ def _commit_version(
     assert repository.id is not None
     version = Version(
         repository_id=repository.id,
-        number=(latest or 0) + 1,
+        number=max(latest or 0, deleted or 0) + 1,
         digest=digest,
         message=request.message,
         kind=request.kind,

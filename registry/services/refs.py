@@ -5,9 +5,16 @@ from __future__ import annotations
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
-from registry.errors import AliasNotFound, InvalidReference, LorryError, VersionNotFound
+from registry.errors import (
+    AliasNotFound,
+    InvalidReference,
+    LorryError,
+    VersionDeleted,
+    VersionNotFound,
+)
 from registry.services.names import parse_ref, repository_id
 from registry.services.repositories import find_repository
+from registry.services.tombstones import tombstone_message, version_tombstone
 from registry.tables import Alias, Repository, Version
 
 
@@ -48,6 +55,10 @@ def resolve_ref(session: Session, repository: Repository, ref: str | int) -> Ver
             )
         return row
     if row is None:
+        tombstone = version_tombstone(session, repo_id, parsed.kind, parsed.value)
+        if tombstone is not None:
+            what = f"version {tombstone.version} of {repo_id} (sha256:{tombstone.digest})"
+            raise VersionDeleted(tombstone_message(what, tombstone))
         raise VersionNotFound(
             f"{repo_id} has no {missing}; list its versions with `lorry show {repo_id}`"
         )

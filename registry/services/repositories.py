@@ -6,11 +6,12 @@ from sqlalchemy import String, bindparam, cast, func, or_
 from sqlmodel import Session, col, select
 
 from registry.db import insert_or_ignore
-from registry.errors import RepositoryNotFound
-from registry.schemas.repos import Repo, RepoList
+from registry.errors import RepositoryArchived, RepositoryDeleted, RepositoryNotFound
+from registry.schemas.repos import Repo, RepoArchive, RepoList
 from registry.services.access_log import repository_downloads
 from registry.services.audit import REPOSITORY_CREATE, Caller, record_event
 from registry.services.names import check_repository_name, repository_id
+from registry.services.tombstones import repository_tombstone, tombstone_message
 from registry.services.visibility import EVERYTHING, Visibility
 from registry.tables import Alias, Repository, Version, utcnow
 from registry.validation.base_model_names import usable_base_model
@@ -25,11 +26,29 @@ def find_repository(session: Session, namespace: str, name: str) -> Repository:
     check_repository_name(namespace, name)
     row = session.exec(_REPOSITORY, params={"namespace": namespace, "name": name}).first()
     if row is None:
+        repo_id = repository_id(namespace, name)
+        tombstone = repository_tombstone(session, repo_id)
+        if tombstone is not None:
+            raise RepositoryDeleted(tombstone_message(f"repository {repo_id}", tombstone))
         raise RepositoryNotFound(
-            f"repository {repository_id(namespace, name)} does not exist; "
+            f"repository {repo_id} does not exist; "
             "push a version to create it, or check the name with `lorry ls`"
         )
     return row
+
+
+def check_writable(repository: Repository) -> None:
+    """Refuse a change to an archived repository (a version, an alias move, an export)."""
+    if repository.archived_at is None:
+        return
+    repo_id = repository_id(repository.namespace, repository.name)
+    when = repository.archived_at.strftime("%Y-%m-%d")
+    raise RepositoryArchived(
+        f"{repo_id} is archived (on {when} by {repository.archived_by}: "
+        f"{repository.archive_reason}), so it takes no new versions, alias moves or exports; "
+        f"its versions still pull. To change it, unarchive it first: "
+        f"`lorry repo unarchive {repo_id}`"
+    )
 
 
 def lock_repository(session: Session, namespace: str, name: str) -> Repository:
@@ -82,6 +101,7 @@ def lock_or_create_repository(
             target=repository_id(namespace, name),
             after={"kind": kind},
         )
+    check_writable(row)
     return row
 
 
@@ -115,7 +135,14 @@ def repo_out(session: Session, row: Repository) -> Repo:
         base_model_setting=row.base_model_link,
         main_alias=row.main_alias,
         downloads=repository_downloads(session, repository_id(row.namespace, row.name)),
+        archived=_archive_out(row),
     )
+
+
+def _archive_out(row: Repository) -> RepoArchive | None:
+    if row.archived_at is None:
+        return None
+    return RepoArchive(at=row.archived_at, by=row.archived_by or "", reason=row.archive_reason)
 
 
 def get_repository(session: Session, namespace: str, name: str) -> Repo:
@@ -138,10 +165,14 @@ def list_repositories(
     limit: int = 50,
     offset: int = 0,
     visible: Visibility = EVERYTHING,
+    archived: bool = False,
 ) -> RepoList:
     """Repositories matching every filter, by id; ``q`` searches id, description and tags;
-    ``visible`` limits them to what the caller may read."""
+    ``visible`` limits them to what the caller may read; archived ones only with
+    ``archived``."""
     conditions = [visible.where(col(Repository.namespace), repository=False)]
+    if not archived:
+        conditions.append(col(Repository.archived_at).is_(None))
     if q:
         pattern = _like(q.lower())
         full_id = func.lower(col(Repository.namespace) + "/" + col(Repository.name))

@@ -11,8 +11,10 @@ from rich.console import Console, RenderableType
 
 from cli import render
 from cli.access_commands import _table as downloads_table
-from cli.jobs_commands import _jobs_table
+from cli.eval_commands import _compare_table, _history_table, _results_table
+from cli.jobs_commands import _derived_table, _jobs_table
 from cli.remote_export import _exports_table
+from cli.serving_commands import _deliveries_table, _deployments_table, _webhooks_table
 from cli.tables import Column, FittedTable
 
 JOB_ID = "3f2a9c0e5b7d41e8a6c4f0b2d9e8a7c1"
@@ -149,6 +151,134 @@ def _history() -> Any:
     return table, ["2026-12-02 21:14:07", "10", "11", "release-bot@acme.example"]
 
 
+def _webhooks() -> Any:
+    hook = {
+        "id": 17,
+        "namespace": "acme",
+        "repositories": "sql-gen-*",
+        "events": ["alias.set", "version.publish", "repository.archive"],
+        "url": "https://hooks.acme.example/lorry/events/receive?team=ml-platform",
+        "created_at": AT,
+    }
+    return _webhooks_table([hook]), ["17", "acme/sql-gen-*"]
+
+
+def _deliveries() -> Any:
+    delivery = {
+        "id": JOB_ID,
+        "event": "version.publish",
+        "state": "succeeded",
+        "attempts": 3,
+        "last_status": 200,
+        "created_at": AT,
+        "last_error": "connection refused by hooks.acme.example:443 after 10.0 s",
+    }
+    return _deliveries_table([delivery]), [JOB_ID, "version.publish", "succeeded"]
+
+
+def _deployments() -> Any:
+    target = {
+        "id": 4,
+        "repository": "acme/sql-gen-formal",
+        "alias": "production",
+        "kind": "vllm",
+        "url": "http://vllm-eu-1.serving.acme.example:8000",
+        "lora_name": "sql-gen-formal",
+        "alias_version": 12,
+        "served_version": 11,
+        "served_since": AT,
+        "last_error": "load_lora_adapter answered 500: out of memory",
+    }
+    return _deployments_table([target]), ["acme/sql-gen-formal@production", "12", "11"]
+
+
+def _eval_results() -> Any:
+    page = {
+        "repository": "acme/sql-gen-formal",
+        "version": 12,
+        "items": [
+            {
+                "task": "hellaswag_multilingual_extended",
+                "metric": "acc_norm",
+                "filter": "strict-match",
+                "value": 0.61234,
+                "stderr": 0.0049,
+                "n_shot": 5,
+                "source": "harness",
+                "id": 1203,
+            }
+        ],
+    }
+    return _results_table(page), ["hellaswag_multilingual_extended", "acc_norm", "0.6123"]
+
+
+def _eval_compare() -> Any:
+    comparison = {
+        "repository": "acme/sql-gen-formal",
+        "base": 11,
+        "candidate": 12,
+        "rows": [
+            {
+                "task": "hellaswag_multilingual_extended",
+                "metric": "acc_norm",
+                "filter": "strict-match",
+                "base": 0.5934,
+                "candidate": 0.61234,
+                "difference": 0.01894,
+                "improved": True,
+                "significant": True,
+            }
+        ],
+    }
+    return _compare_table(comparison), [
+        "hellaswag_multilingual_extended",
+        "acc_norm",
+        "0.5934",
+        "0.6123",
+        "0.01894",
+    ]
+
+
+def _eval_history() -> Any:
+    versions = [{"version": n, "aliases": ["production"] if n == 11 else []} for n in range(3, 13)]
+    series = {
+        "task": "hellaswag_multilingual_extended",
+        "metric": "acc_norm",
+        "filter": "none",
+        "points": [{"version": n, "value": 0.5 + n / 100} for n in range(3, 13)],
+    }
+    history = {"repository": "acme/sql-gen-formal", "versions": versions, "series": [series]}
+    return _history_table(history), ["hellaswag_multilingual_extended/acc_norm", "v12", "0.62"]
+
+
+def _derived() -> Any:
+    page = {
+        "source": {"repository": "acme/sql-gen", "version": 4},
+        "items": [
+            {
+                "repository": "acme/sql-gen-formal-polite",
+                "version": 12,
+                "aliases": ["production", "staging"],
+                "via": "acme/sql-gen-formal@3",
+                "depth": 2,
+                "digest": DIGEST,
+            }
+        ],
+    }
+    return _derived_table(page), ["acme/sql-gen-formal-polite@12", "production, staging"]
+
+
+def _files() -> Any:
+    files = [{"path": "adapter_model.safetensors", "size": 54_321_000, "sha256": "ab12" * 16}]
+    return render._files_table(files), ["adapter_model.safetensors", "51.8 MiB"]
+
+
+def _modules() -> Any:
+    name = "base_model.model.model.layers.31.self_attn.q_proj"
+    modules = {name: {"lora_A": [16, 4096], "lora_B": [4096, 16]}}
+    return render._modules_table(modules), [name, "16×4096", "4096×16"]
+
+
 TABLES = {
     "audit": _audit,
     "jobs": _jobs,
@@ -158,6 +288,15 @@ TABLES = {
     "versions": _versions,
     "aliases": _aliases,
     "alias history": _history,
+    "webhooks": _webhooks,
+    "webhook deliveries": _deliveries,
+    "deployments": _deployments,
+    "eval results": _eval_results,
+    "eval compare": _eval_compare,
+    "eval history": _eval_history,
+    "derived": _derived,
+    "files": _files,
+    "modules": _modules,
 }
 
 
@@ -181,6 +320,14 @@ def test_columns_left_out_at_80_are_named_and_shown_at_120() -> None:
     assert "28/28" not in narrow
     assert "28/28" in wide  # the progress, left out at 80
     assert "left out at this width" not in wide
+
+
+def test_eval_history_leaves_out_the_oldest_versions_first_and_names_them() -> None:
+    narrow = _render(_eval_history()[0], 80)
+
+    assert "left out at this width: v3, v4" in narrow
+    assert "v12" in narrow and "v11" in narrow and "0.61" in narrow
+    assert "left out at this width" not in _render(_eval_history()[0], 200)
 
 
 def test_a_row_must_have_one_cell_per_column() -> None:

@@ -120,7 +120,7 @@ def test_scopes_whoami_list_models_and_delete_repo(
         403,
         "write",
     )
-    _refused(lambda: as_writer.delete_repo(REPO), 403, "never deletes", "lorry alias rm")
+    _refused(lambda: as_writer.delete_repo(REPO), 403, "lorry repo archive", "lorry repo delete")
     assert row_counts(settings) == counts
     assert as_writer.create_repo("acme/new").repo_id == "acme/new"
 

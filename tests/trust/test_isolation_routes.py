@@ -78,7 +78,11 @@ ROUTES: dict[str, list[Call]] = {
     "GET /readyz": [ok("/readyz")],
     "GET /": [ok("/")],
     "GET /console": [ok("/console/js/app.js"), ok("/console/console.css")],
-    "GET /api/v1/repos": [ok("/api/v1/repos"), ok("/api/v1/repos?q=sql&limit=1000")],
+    "GET /api/v1/repos": [
+        ok("/api/v1/repos"),
+        ok("/api/v1/repos?q=sql&limit=1000"),
+        ok("/api/v1/repos?archived=true&limit=1000"),
+    ],
     "GET /api/v1/repos/{namespace}/{name}": [ok(REPO), ok("/api/v1/repos/acme/mix")],
     "GET /api/v1/repos/{namespace}/{name}/versions": [ok(f"{REPO}/versions")],
     "GET /api/v1/repos/{namespace}/{name}/versions/{ref}": [

@@ -12,6 +12,7 @@ ALL = frozenset({"read", "write", "promote", "admin"})
 WRITE = frozenset({"write", "admin"})
 ADMIN = frozenset({"admin"})
 MOVE_ALIAS = frozenset({"write", "promote", "admin"})
+ARCHIVE = frozenset({"promote", "admin"})
 SIGNED = frozenset({"signature"})
 """No scope: only the URL's signature (LFS upload URLs, ``registry.services.upload_urls``)."""
 
@@ -52,6 +53,10 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/webhooks/{namespace}/{webhook_id}/test"): WRITE,
     ("POST", "/api/v1/webhooks/{namespace}/{webhook_id}/deliveries/{delivery_id}/redeliver"): WRITE,
     ("POST", "/api/v1/repos/{namespace}/{name}/deployments"): WRITE,
+    ("POST", "/api/v1/repos/{namespace}/{name}/archive"): ARCHIVE,
+    ("POST", "/api/v1/repos/{namespace}/{name}/unarchive"): ARCHIVE,
+    ("DELETE", "/api/v1/repos/{namespace}/{name}"): ADMIN,
+    ("DELETE", "/api/v1/repos/{namespace}/{name}/versions/{ref}"): ADMIN,
     ("DELETE", "/api/v1/repos/{namespace}/{name}/deployments/{deployment_id}"): WRITE,
 }
 """Which scopes may call each mutating endpoint (``admin`` implies every scope)."""

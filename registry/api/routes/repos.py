@@ -23,6 +23,7 @@ def list_repositories(
     kind: Kind | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
+    archived: Annotated[bool, Query(description="include archived repositories")] = False,
 ) -> RepoList:
     return repositories.list_repositories(
         session,
@@ -34,6 +35,7 @@ def list_repositories(
         limit=limit,
         offset=offset,
         visible=visible,
+        archived=archived,
     )
 
 
