@@ -78,6 +78,13 @@ class ExportKind(JobKind):
         document = {key: value for key, value in spec.items() if value is not None or key == "base"}
         return canonical_key({"export": document})
 
+    def dump_spec(self, spec: BaseModel) -> dict[str, Any]:
+        # a spec without a merge is stored as it was before merges existed
+        document = super().dump_spec(spec)
+        if document.get("merge_into") is None:
+            document.pop("merge_into", None)
+        return document
+
     def output_kind(self, spec: dict[str, Any]) -> str:
         return str(spec["format"])
 
