@@ -7,8 +7,8 @@ sends, turned into ordinary, sha256-verified blobs.
 2. The client asks whether chunks are known (``GET .../v1/chunks/...``): always "no"
    (404); deduplicating against other uploads would tell a client what they hold.
 3. Xorbs (``POST .../v1/xorbs/default/<hash>``) are spooled, every chunk decompressed
-   and hashed, the aggregated hash compared with the URL's, and the xorb kept under
-   ``<home>/xet/<ns>/<name>/`` with an index of its chunks.
+   and hashed, the aggregated hash compared with the URL's, and the chunks kept
+   (decompressed) under ``<home>/xet/<ns>/<name>/`` with an index.
 4. The shard (``POST .../v1/shards``) lists each file as terms (chunk ranges of
    xorbs). Each file is rebuilt by streaming through those xorbs into a spool file,
    hashed, compared with the sha256 the shard names, and put into the blob store (not
@@ -29,6 +29,7 @@ import hmac
 import logging
 import os
 import re
+import secrets
 import struct
 import time
 from collections.abc import AsyncIterator
@@ -40,13 +41,11 @@ import anyio.to_thread
 from registry.config import Settings
 from registry.errors import Forbidden, InvalidInput, StorageUnavailable, TooLarge
 from registry.services.xet_format import (
-    CHUNK_HEADER_BYTES,
     FileEntry,
     chunk_hash,
     hash_from_hex,
     hash_hex,
     iter_chunks,
-    read_chunk,
     read_shard_files,
     xorb_hash,
 )
@@ -63,6 +62,9 @@ XORB_KEEP_S = 22 * 24 * 3600
 """A day longer than hf_xet keeps the shards that may refer to a xorb."""
 _WRITE_BYTES = 4 * 1024 * 1024
 _INDEX = struct.Struct("<QII")
+"""Per chunk: its offset in the decompressed chunks file, its size, 0."""
+_CHUNKS = ".chunks"
+_IDX = ".idx"
 _TOKEN = re.compile(r"([0-9]{1,12})\.([0-9a-f]{64})")
 
 
@@ -111,11 +113,11 @@ def sweep_xorbs(settings: Settings, namespace: str, name: str) -> int:
         return 0
     cutoff = time.time() - XORB_KEEP_S
     removed = 0
-    for xorb in directory.glob("*.xorb"):
+    for xorb in directory.glob(f"*{_CHUNKS}"):
         try:
             if xorb.stat().st_mtime < cutoff:
                 xorb.unlink()
-                xorb.with_suffix(".idx").unlink(missing_ok=True)
+                xorb.with_suffix(_IDX).unlink(missing_ok=True)
                 removed += 1
         except FileNotFoundError:
             continue
@@ -171,17 +173,23 @@ async def spool_body(
 
 
 def store_xorb(settings: Settings, namespace: str, name: str, hex_hash: str, spool: Spool) -> bool:
-    """Keep the spooled xorb if its chunks hash to ``hex_hash``; whether it is new."""
+    """Keep the spooled xorb's chunks, decompressed, if they hash to ``hex_hash``; whether
+    the xorb is new. (Stored decompressed: a file is then rebuilt by plain reads.)"""
     expected = hash_from_hex(hex_hash)
     directory = repository_dir(settings, namespace, name)
-    target = directory / f"{hash_hex(expected)}.xorb"
+    target = directory / f"{hash_hex(expected)}{_CHUNKS}"
+    staged = directory / f".{target.name}.{secrets.token_hex(8)}"
     entries: list[tuple[bytes, int]] = []
     index = bytearray()
+    offset = 0
     try:
-        with spool.path.open("rb") as handle:
-            for header, data in iter_chunks(handle):
+        directory.mkdir(parents=True, exist_ok=True)
+        with spool.path.open("rb") as handle, staged.open("wb") as out:
+            for _, data in iter_chunks(handle):
                 entries.append((chunk_hash(data), len(data)))
-                index += _INDEX.pack(header.offset, header.stored, header.size)
+                index += _INDEX.pack(offset, len(data), 0)
+                out.write(data)
+                offset += len(data)
         if not entries:
             raise InvalidInput("the xorb holds no chunk")
         actual = xorb_hash(entries)
@@ -192,20 +200,20 @@ def store_xorb(settings: Settings, namespace: str, name: str, hex_hash: str, spo
             )
         if target.exists():
             return False
-        directory.mkdir(parents=True, exist_ok=True)
-        index_path = target.with_suffix(".idx")
-        staged = index_path.with_name(f".{index_path.name}.{os.getpid()}")
-        staged.write_bytes(bytes(index))
-        os.replace(staged, index_path)  # the index first: a kept xorb always has one
-        os.replace(spool.path, target)
+        index_path = target.with_suffix(_IDX)
+        staged_index = staged.with_suffix(_IDX)
+        staged_index.write_bytes(bytes(index))
+        os.replace(staged_index, index_path)  # the index first: kept chunks always have one
+        os.replace(staged, target)
         return True
     finally:
+        staged.unlink(missing_ok=True)
         spool.discard()
 
 
 def _index(directory: Path, xorb: str) -> list[tuple[int, int, int]]:
     try:
-        data = (directory / f"{xorb}.idx").read_bytes()
+        data = (directory / f"{xorb}{_IDX}").read_bytes()
     except FileNotFoundError:
         raise InvalidInput(
             f"the shard refers to xorb {xorb}, which was not uploaded to this repository; "
@@ -222,13 +230,13 @@ def _check(directory: Path, entry: FileEntry, max_bytes: int) -> None:
         )
     for term in entry.terms:
         chunks = _index(directory, term.xorb)
-        (directory / f"{term.xorb}.xorb").touch()  # used: kept another XORB_KEEP_S
+        (directory / f"{term.xorb}{_CHUNKS}").touch()  # used: kept another XORB_KEEP_S
         if term.end > len(chunks):
             raise InvalidInput(
                 f"the shard names chunks {term.start} to {term.end} of xorb {term.xorb}, "
                 f"which has {len(chunks)}"
             )
-        if sum(size for _, _, size in chunks[term.start : term.end]) != term.size:
+        if sum(size for _, size, _ in chunks[term.start : term.end]) != term.size:
             raise InvalidInput(
                 f"the shard says chunks {term.start} to {term.end} of xorb {term.xorb} hold "
                 f"{term.size} bytes; they do not"
@@ -236,23 +244,24 @@ def _check(directory: Path, entry: FileEntry, max_bytes: int) -> None:
 
 
 def _rebuild(settings: Settings, directory: Path, entry: FileEntry) -> tuple[Spool, str]:
-    """The file of ``entry`` in a spool file, read chunk by chunk from its xorbs."""
+    """The file of ``entry`` in a spool file, read piece by piece from its xorbs' chunks."""
     fd, path, lock = new_file(settings.tmp_dir, "upload-", ".part")
     spool = Spool(path, lock)
     hasher = hashlib.sha256()
     try:
         for term in entry.terms:
             offset = _index(directory, term.xorb)[term.start][0]
-            with (directory / f"{term.xorb}.xorb").open("rb") as handle:
+            left = term.size  # = the chunks' sizes (``_check``)
+            with (directory / f"{term.xorb}{_CHUNKS}").open("rb") as handle:
                 handle.seek(offset)
-                for _ in range(term.end - term.start):
-                    item = read_chunk(handle, offset)
-                    if item is None:
-                        raise InvalidInput(f"xorb {term.xorb} ends before chunk {term.end}")
-                    hasher.update(item[1])
-                    _write_all(fd, item[1])
-                    spool.size += len(item[1])
-                    offset += CHUNK_HEADER_BYTES + item[0].stored
+                while left:
+                    data = handle.read(min(left, _WRITE_BYTES))
+                    if not data:
+                        raise InvalidInput(f"xorb {term.xorb} is shorter than its index says")
+                    hasher.update(data)
+                    _write_all(fd, data)
+                    left -= len(data)
+                    spool.size += len(data)
     except BaseException:
         os.close(fd)
         spool.discard()

@@ -93,7 +93,7 @@ def test_a_xorb_is_kept_only_when_its_chunks_hash_to_its_name(registry: LiveRegi
     assert f"not {name}" in refused.json()["error"]
     cut = registry.http.post(url, content=body[:-10], headers=auth)
     assert cut.status_code == 422
-    assert not list((registry.settings.home / "xet").rglob("*.xorb"))
+    assert not list((registry.settings.home / "xet").rglob("*.chunks"))
 
     assert registry.http.post(url, content=body, headers=auth).json() == {"was_inserted": True}
     assert registry.http.post(url, content=body, headers=auth).json() == {"was_inserted": False}
@@ -160,7 +160,7 @@ def test_a_xet_token_is_valid_for_its_repository_only(registry: LiveRegistry) ->
             f"/api/xet/{REPO}/v1/xorbs/default/{name}", content=body, headers=headers
         )
         assert answer.status_code == 403
-    assert not list((registry.settings.home / "xet").rglob("*.xorb"))
+    assert not list((registry.settings.home / "xet").rglob("*.chunks"))
 
     reader = make_token(registry.settings, ["read"], ["acme"])
     elsewhere = make_token(registry.settings, ["write"], ["other"])
@@ -185,7 +185,7 @@ def test_a_xorb_that_no_shard_used_for_xorb_keep_s_is_removed(registry: LiveRegi
         ).status_code
         == 200
     )
-    (kept,) = (registry.settings.home / "xet").rglob("*.xorb")
+    (kept,) = (registry.settings.home / "xet").rglob("*.chunks")
     old = time.time() - xet.XORB_KEEP_S - 60
     os.utime(kept, (old, old))
     data = CHUNKS[0]
