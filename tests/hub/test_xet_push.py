@@ -12,13 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 from huggingface_hub import HfApi, snapshot_download
+from huggingface_hub.errors import HfHubHTTPError
 
 from registry import db
 from registry.config import Settings
 from tests.hub.live import LiveRegistry, serve_logged
 from tests.hub.pushing import set_xet
 from tests.support.files import directory_files
-from tests.support.rest import version_files
+from tests.support.rest import row_counts, version_files
 
 REPO = "acme/long-context"
 MiB = 1024 * 1024
@@ -89,3 +90,22 @@ def test_the_default_client_streams_large_files_through_xet(
     extra.write_bytes(os.urandom(9 * MiB))
     api.upload_file(path_or_fileobj=extra, path_in_repo="extra/corpus.txt", repo_id=REPO)
     assert version_files(xet_registry.http, REPO, "2")["extra/corpus.txt"] == extra.read_bytes()
+
+
+def test_a_refused_commit_after_a_xet_upload_leaves_nothing_referenced(
+    xet_registry: LiveRegistry, lora_adapter_dir: Path, xet_client: Path
+) -> None:
+    api = HfApi(endpoint=xet_registry.url, token=False)
+    api.create_repo(REPO)
+    folder = xet_client.parent / "pickled"
+    shutil.copytree(lora_adapter_dir, folder)
+    (folder / "adapter_model.bin").write_bytes(os.urandom(9 * MiB))  # pickled weights: refused
+    before = row_counts(xet_registry.settings)
+    start = xet_registry.log.count()
+
+    with pytest.raises(HfHubHTTPError, match="pickle"):
+        api.upload_folder(repo_id=REPO, folder_path=folder)
+
+    assert f"/api/xet/{REPO}/v1/shards" in _hub_paths(xet_registry, start)  # it went by Xet
+    assert row_counts(xet_registry.settings) == before
+    assert api.list_repo_commits(REPO) == []
