@@ -60,6 +60,7 @@ MAX_SHARD_BYTES = 64 * 1024 * 1024
 MAX_TERMS = 1_000_000
 XORB_KEEP_S = 22 * 24 * 3600
 """A day longer than hf_xet keeps the shards that may refer to a xorb."""
+_STAGED_KEEP_S = 3600
 _WRITE_BYTES = 4 * 1024 * 1024
 _INDEX = struct.Struct("<QII")
 """Per chunk: its offset in the decompressed chunks file, its size, 0."""
@@ -107,10 +108,17 @@ def repository_dir(settings: Settings, namespace: str, name: str) -> Path:
 
 
 def sweep_xorbs(settings: Settings, namespace: str, name: str) -> int:
-    """Remove the repository's xorbs that no shard used for ``XORB_KEEP_S``; how many."""
+    """Remove the repository's xorbs that no shard used for ``XORB_KEEP_S`` (and staged
+    files older than ``_STAGED_KEEP_S``); how many xorbs."""
     directory = repository_dir(settings, namespace, name)
     if not directory.is_dir():
         return 0
+    for staged in directory.glob(".*"):  # what a killed upload left half-written
+        try:
+            if staged.stat().st_mtime < time.time() - _STAGED_KEEP_S:
+                staged.unlink()
+        except FileNotFoundError:
+            continue
     cutoff = time.time() - XORB_KEEP_S
     removed = 0
     for xorb in directory.glob(f"*{_CHUNKS}"):

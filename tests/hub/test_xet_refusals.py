@@ -198,6 +198,10 @@ def test_a_xorb_that_no_shard_used_for_xorb_keep_s_is_removed(registry: LiveRegi
     assert kept.is_file()  # the shard used it: renewed
 
     os.utime(kept, (old, old))
+    staged = kept.parent / f".{kept.name}.0123abcd"  # what a killed upload leaves
+    staged.write_bytes(b"half")
+    os.utime(staged, (old, old))
     _token(registry)
     assert not kept.exists()
+    assert not staged.exists()
     assert not kept.with_suffix(".idx").exists()
