@@ -8,11 +8,13 @@ adapter_model.safetensors of about ``--size-mib`` MiB), then, per round, times:
 
 - copy: ``shutil.copyfile`` of the safetensors file (an in-kernel copy on Linux);
 - lorry push: ``lorry push``'s client code (hash, HEAD, streamed PUT, commit);
-- hub regular (xet): ``upload_folder`` with hf_xet installed and active, the default
-  client: Lorry answers ``"regular"``, the file travels base64 in the NDJSON commit;
+- hub xet: ``upload_folder`` with hf_xet installed and active, the default client: the
+  file goes through Lorry's Xet routes (xorbs, a shard, then the commit names it);
+- hub regular (xet): the same client against a server with ``LORRY_HUB_XET=false``: Lorry
+  answers ``"regular"``, the file travels base64 in the NDJSON commit;
 - hub regular (no xet): the same with ``HF_HUB_DISABLE_XET=1`` (``create_commit``'s path);
-- hub lfs multipart: ``HF_HUB_DISABLE_XET=1 HF_HUB_USER_AGENT_ORIGIN=lorry-lfs``: the
-  file goes through the Git LFS batch API in 64 MiB parts (the server's default);
+- hub lfs multipart: ``HF_HUB_DISABLE_XET=1``: the file goes through the Git LFS batch
+  API in 64 MiB parts (the server's default);
 - hub lfs basic: the same against a server whose ``LORRY_LFS_PART_BYTES`` exceeds the
   file, so that it is one streamed ``PUT``.
 
@@ -57,13 +59,16 @@ REPO = "bench/hub-push"
 
 CONTENDERS: dict[str, dict[str, str]] = {
     "lorry push": {},
+    "hub xet": {},
     "hub regular (xet)": {},
     "hub regular (no xet)": {"HF_HUB_DISABLE_XET": "1"},
-    "hub lfs multipart": {"HF_HUB_DISABLE_XET": "1", "HF_HUB_USER_AGENT_ORIGIN": "lorry-lfs"},
-    "hub lfs basic": {"HF_HUB_DISABLE_XET": "1", "HF_HUB_USER_AGENT_ORIGIN": "lorry-lfs"},
+    "hub lfs multipart": {"HF_HUB_DISABLE_XET": "1"},
+    "hub lfs basic": {"HF_HUB_DISABLE_XET": "1"},
 }
 SERVER_ENV: dict[str, dict[str, str]] = {
-    "hub lfs basic": {"LORRY_LFS_PART_BYTES": str(64 * 1024 * MiB)}
+    "hub regular (xet)": {"LORRY_HUB_XET": "false"},
+    "hub regular (no xet)": {"LORRY_HUB_XET": "false"},
+    "hub lfs basic": {"LORRY_LFS_PART_BYTES": str(64 * 1024 * MiB)},
 }
 
 
@@ -115,10 +120,8 @@ def _sha256(path: Path) -> str:
 
 def _push(name: str, adapter: Path, weights_sha: str, work: Path, result: Result) -> None:
     home = Path(tempfile.mkdtemp(prefix="home-", dir=work))
-    saved = {key: os.environ.get(key) for key in SERVER_ENV.get(name, {})}
-    os.environ.update(SERVER_ENV.get(name, {}))
     try:
-        with running_server(home) as (url, process):
+        with running_server(home, SERVER_ENV.get(name)) as (url, process):
             env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
             env.update({"HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"})
             env.update({"HF_HOME": str(home / "hf"), "PYTHONPATH": str(ROOT)})
@@ -138,11 +141,6 @@ def _push(name: str, adapter: Path, weights_sha: str, work: Path, result: Result
             result.server_rss_idle = max(result.server_rss_idle, idle)
             result.add(name, client["seconds"], monitor.peak, int(client["client_peak_rss"]))
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         shutil.rmtree(home, ignore_errors=True)
 
 

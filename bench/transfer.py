@@ -141,9 +141,13 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None
 
 
 @contextmanager
-def running_server(home: Path) -> Iterator[tuple[str, psutil.Process]]:
-    """``lorry serve`` on its embedded defaults under ``home`` (it migrates SQLite itself)."""
+def running_server(
+    home: Path, settings: dict[str, str] | None = None
+) -> Iterator[tuple[str, psutil.Process]]:
+    """``lorry serve`` on its embedded defaults under ``home`` (it migrates SQLite itself),
+    with the ``LORRY_*`` variables of ``settings`` only."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LORRY_")}
+    env.update(settings or {})
     env["LORRY_HOME"] = str(home)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"

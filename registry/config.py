@@ -115,9 +115,12 @@ class Settings(BaseSettings):
     """Events per query while walking the audit chain."""
 
     hub_lfs_min_bytes: int = Field(default=10 * MiB, ge=1)
-    """Hub uploads: files at least this large are sent through the Git LFS batch API (streamed)
-    by clients that announce it (``registry.services.lfs.client_uploads_lfs``); smaller files,
-    and every file of other clients, travel inline in the commit ("regular")."""
+    """Hub uploads: files at least this large are streamed (Xet, or the Git LFS batch API with
+    ``HF_HUB_DISABLE_XET=1``: ``registry.services.upload_modes``); smaller files travel inline
+    in the commit ("regular")."""
+    hub_xet: bool = True
+    """Serve the Xet upload path (``registry.services.xet``): hf_xet clients then stream files
+    of at least ``hub_lfs_min_bytes``; off, only clients that announce the LFS path do."""
     lfs_part_bytes: int = Field(default=64 * MiB, ge=5 * MiB)
     """LFS uploads larger than this use the multipart transfer, in parts of this size."""
     upload_url_ttl_s: int = Field(default=3600, ge=1)

@@ -262,7 +262,7 @@ class InsecureConfiguration(LorryError):
 
 
 class XetUnavailable(NotFound):
-    """A Hub client asked for Xet storage, which Lorry does not have (it serves Git LFS)."""
+    """A Hub client asked for Xet storage, which is off (``LORRY_HUB_XET=false``)."""
 
     code = "xet_unavailable"
 

@@ -81,6 +81,11 @@ _PUBLIC_READS = frozenset({"/whoami", "/api/whoami-v2"})
 _SIGNED_PREFIX = "/api/lfs/"
 """LFS upload URLs: authorized by their signature (``registry.services.upload_urls``), not a
 token, which huggingface_hub does not send to them."""
+_XET_PREFIX = "/api/xet/"
+"""Xet storage (CAS) routes: authorized by the Xet token that ``xet-write-token`` issues
+(``registry.services.xet``), not a Lorry token."""
+_WRITE_GETS = frozenset({"/api/models/{namespace}/{name}/xet-write-token/{revision:path}"})
+"""Reads that hand out upload rights: ``write``."""
 BOOTSTRAP_COMMAND = "lorry token create --admin --principal NAME"
 
 
@@ -114,6 +119,8 @@ def required_access(method: str, route_path: str) -> Access:
     - ``/api/v1/audit/checkpoints``: ``admin`` on every namespace; ``/api/v1/audit/verify``:
       ``read`` on every namespace (it reports on the whole log).
     - LFS upload URLs (``/api/lfs/...``): nothing; their signature authorizes them.
+    - Xet: ``xet-write-token``: ``write``; the CAS routes (``/api/xet/...``): nothing; the
+      Xet token authorizes them.
     """
     method = method.upper()
     if route_path.startswith(f"{_API_PREFIX}/"):
@@ -122,8 +129,10 @@ def required_access(method: str, route_path: str) -> Access:
         if route_path.startswith("/policies") and method in _READ_METHODS:
             return Access((READ,))
         return Access((ADMIN,), everywhere=True)
-    if route_path.startswith(_SIGNED_PREFIX):
+    if route_path.startswith((_SIGNED_PREFIX, _XET_PREFIX)):
         return Access(())
+    if route_path in _WRITE_GETS:
+        return Access((WRITE,))
     if method in _READ_METHODS and route_path in _PUBLIC_READS:
         return Access(())
     if method in _READ_METHODS and route_path in _GLOBAL_READS:

@@ -18,7 +18,7 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-STREAMED_PREFIXES = ("/api/v1/blobs/", "/api/lfs/uploads/")
+STREAMED_PREFIXES = ("/api/v1/blobs/", "/api/lfs/uploads/", "/api/xet/")
 STREAMED_PATHS = re.compile(r"/api/models/[^/]+/[^/]+/commit/.+")
 """Hub commits: spooled to disk by the route, with its own limit (``max_version_bytes``)."""
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

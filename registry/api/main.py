@@ -19,6 +19,7 @@ from registry.api.routes import (
     hub,
     hub_lfs,
     hub_write,
+    hub_xet,
     jobs,
     lifecycle,
     lineage,
@@ -59,3 +60,4 @@ hub_router = APIRouter()
 hub_router.include_router(hub.router)
 hub_router.include_router(hub_write.router)
 hub_router.include_router(hub_lfs.router)
+hub_router.include_router(hub_xet.router)

@@ -35,7 +35,8 @@ UrlFor = Callable[[UploadGrant, str], str]
 
 def xet_unavailable_message() -> str:
     return (
-        "Lorry has no Xet storage: large files upload through the Git LFS batch API, which "
+        "Xet storage is off on this server (LORRY_HUB_XET=false): large files upload "
+        "through the Git LFS batch API, which "
         "huggingface_hub uses only with Xet turned off. Set HF_HUB_DISABLE_XET=1 together "
         f"with HF_HUB_USER_AGENT_ORIGIN={LFS_ORIGIN}, or unset HF_HUB_USER_AGENT_ORIGIN to "
         "upload every file inline"

@@ -7,16 +7,16 @@ What huggingface_hub 2.4 does with the answer (``_commit_api.py``, ``lfs.py``,
   each such file whole into memory and batches commits (about 100 MiB each).
 - ``"lfs"``: the bytes are uploaded first and the commit names them by sha256
   (``lfsFile``). Through **Xet** whenever ``hf_xet`` is importable (a hard dependency
-  on x86_64) and ``HF_HUB_DISABLE_XET`` is unset, whatever the server says; Lorry has
-  no Xet storage (CAS). Otherwise, and for uploads from a file object, through the
-  Git LFS batch API (``registry.services.lfs``): streamed, basic or multipart.
-- The preupload request of a client that will use Xet is byte-for-byte that of one
-  that will not. So ``"lfs"`` goes only to a client that announces the LFS path with
+  on x86_64) and ``HF_HUB_DISABLE_XET`` is unset, whatever the server says
+  (``registry.services.xet``). Otherwise, and for uploads from a file object, through
+  the Git LFS batch API (``registry.services.lfs``). Both stream.
+- Files of at least ``LORRY_HUB_LFS_MIN_BYTES`` get ``"lfs"``; smaller ones, where a
+  round of upload calls costs more than the base64, ``"regular"``. With
+  ``LORRY_HUB_XET=false`` (no Xet path) only a client that announces the LFS path with
   ``HF_HUB_USER_AGENT_ORIGIN=lorry-lfs`` (huggingface_hub appends ``origin/lorry-lfs``
-  to its User-Agent), which must also set ``HF_HUB_DISABLE_XET=1``, and only for files
-  of at least ``LORRY_HUB_LFS_MIN_BYTES``. Every other client gets ``"regular"`` and
-  works unchanged. A client that announces LFS but still has Xet on is stopped at its
-  first Xet call (``xet-write-token``) with a message naming ``HF_HUB_DISABLE_XET=1``.
+  to its User-Agent, and must also set ``HF_HUB_DISABLE_XET=1``) gets ``"lfs"``: the
+  preupload request of a client that will use Xet is byte-for-byte that of one that
+  will not.
 """
 
 from __future__ import annotations
@@ -38,6 +38,6 @@ def client_uploads_lfs(user_agent: str | None) -> bool:
 
 def upload_mode(size: int, *, settings: Settings, user_agent: str | None) -> UploadMode:
     """The upload mode of a file of ``size`` bytes for the client of ``user_agent``."""
-    if size >= settings.hub_lfs_min_bytes and client_uploads_lfs(user_agent):
+    if size >= settings.hub_lfs_min_bytes and (settings.hub_xet or client_uploads_lfs(user_agent)):
         return "lfs"
     return "regular"

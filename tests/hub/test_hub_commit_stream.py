@@ -28,7 +28,7 @@ def _spool_files(tmp_dir: Path) -> list[str]:
 def test_a_file_larger_than_the_chunk_round_trips_and_refusals_leave_nothing(
     blank_registry: LiveRegistry, lora_adapter_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    set_xet(monkeypatch, "xet")  # hf_xet present: every file is sent "regular"
+    set_xet(monkeypatch, "xet")  # hf_xet present; under LORRY_HUB_LFS_MIN_BYTES: "regular"
     api = HfApi(endpoint=blank_registry.url, token=False)
     api.create_repo(REPO)
     api.upload_folder(repo_id=REPO, folder_path=lora_adapter_dir)

@@ -1,5 +1,6 @@
 """``upload_folder`` with large files, end to end: which path each client takes, and that
-the bytes pulled back are the bytes pushed (both backend pairs, Xet on and off)."""
+the bytes pulled back are the bytes pushed (both backend pairs, Xet on and off). The Xet
+path itself: ``test_xet_push``."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ PART = 16 * MiB
 
 @pytest.fixture
 def lfs_registry(backend_settings: Settings) -> Iterator[LiveRegistry]:
-    """A blank registry that sends files of 8 MiB and more through LFS (to announcing
-    clients), in multipart above 16 MiB."""
+    """A blank registry that streams files of 8 MiB and more (LFS for clients without Xet),
+    in multipart above 16 MiB."""
     settings = backend_settings.model_copy(
         update={"hub_lfs_min_bytes": 8 * MiB, "lfs_part_bytes": PART}
     )
@@ -69,14 +70,16 @@ def _push_and_pull(registry: LiveRegistry, folder: Path, cache: Path) -> str:
     return commit.oid
 
 
-def test_an_announcing_client_without_xet_streams_large_files_through_lfs(
+@pytest.mark.parametrize("announce", [True, False])
+def test_a_client_without_xet_streams_large_files_through_lfs(
     lfs_registry: LiveRegistry,
     large_adapter: Path,
     hub_env: Path,
     monkeypatch: pytest.MonkeyPatch,
+    announce: bool,
 ) -> None:
     set_xet(monkeypatch, "no-xet")
-    _announce_lfs(monkeypatch, True)
+    _announce_lfs(monkeypatch, announce)
     start = lfs_registry.log.count()
 
     _push_and_pull(lfs_registry, large_adapter, hub_env)
@@ -94,13 +97,14 @@ def test_an_announcing_client_without_xet_streams_large_files_through_lfs(
 
 
 @pytest.mark.parametrize("xet", XET_MODES)
-def test_a_client_that_does_not_announce_lfs_sends_every_file_inline(
+def test_without_the_xet_path_a_client_that_does_not_announce_lfs_sends_every_file_inline(
     lfs_registry: LiveRegistry,
     large_adapter: Path,
     hub_env: Path,
     monkeypatch: pytest.MonkeyPatch,
     xet: str,
 ) -> None:
+    monkeypatch.setattr(lfs_registry.settings, "hub_xet", False)
     set_xet(monkeypatch, xet)
     _announce_lfs(monkeypatch, False)
     start = lfs_registry.log.count()
@@ -111,11 +115,12 @@ def test_a_client_that_does_not_announce_lfs_sends_every_file_inline(
     assert not [path for path in paths if "lfs" in path or "xet" in path]
 
 
-def test_an_announcing_client_with_xet_on_is_told_to_turn_it_off_and_nothing_is_stored(
+def test_without_the_xet_path_a_client_with_xet_on_is_told_to_turn_it_off(
     lfs_registry: LiveRegistry,
     large_adapter: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(lfs_registry.settings, "hub_xet", False)
     set_xet(monkeypatch, "xet")
     _announce_lfs(monkeypatch, True)
     api = HfApi(endpoint=lfs_registry.url, token=False)

@@ -270,9 +270,12 @@ def test_the_batch_api_refuses_what_it_does_not_serve(lfs_server: LfsServer) -> 
         raise ValueError(f"LFS batch API returned errors: {errors}")
 
 
-def test_a_client_with_xet_is_told_how_to_upload(lfs_server: LfsServer) -> None:
+def test_without_the_xet_path_a_client_with_xet_is_told_how_to_upload(
+    lfs_server: LfsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from huggingface_hub.utils import get_session, hf_raise_for_status
 
+    monkeypatch.setattr(lfs_server.settings, "hub_xet", False)
     response = get_session().get(f"{lfs_server.url}/api/models/{REPO}/xet-write-token/main")
     with pytest.raises(HfHubHTTPError, match="HF_HUB_DISABLE_XET=1"):
         hf_raise_for_status(response)

@@ -167,8 +167,15 @@ ROUTES: dict[str, list[Call]] = {
     ],
     "GET /api/models/{namespace}/{name}/commits/{revision}": [ok(f"{HUB}/commits/main")],
     "GET /api/models/{namespace}/{name}/xet-write-token/{revision:path}": [
-        refused(f"{HUB}/xet-write-token/main", 404)
+        refused(f"{HUB}/xet-write-token/main", 403)
     ],
+    "GET /api/xet/{namespace}/{name}/v1/chunks/{prefix}/{chunk}": [
+        refused(f"/api/xet/acme/sql-gen/v1/chunks/default/{'0' * 64}", 403)
+    ],
+    "POST /api/xet/{namespace}/{name}/v1/xorbs/{prefix}/{xorb}": [
+        refused(f"/api/xet/acme/sql-gen/v1/xorbs/default/{'0' * 64}", 403)
+    ],
+    "POST /api/xet/{namespace}/{name}/v1/shards": [refused("/api/xet/acme/sql-gen/v1/shards", 403)],
     "GET /api/v1/access-log": [
         ok("/api/v1/access-log"),
         ok("/api/v1/access-log?repository=ACME/sql-gen"),

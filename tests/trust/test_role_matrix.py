@@ -15,6 +15,8 @@ MOVE_ALIAS = frozenset({"write", "promote", "admin"})
 ARCHIVE = frozenset({"promote", "admin"})
 SIGNED = frozenset({"signature"})
 """No scope: only the URL's signature (LFS upload URLs, ``registry.services.upload_urls``)."""
+XET_TOKEN = frozenset({"xet-token"})
+"""No scope: only the Xet token of the repository (``registry.services.xet``)."""
 
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("PATCH", "/api/v1/repos/{namespace}/{name}"): WRITE,
@@ -48,6 +50,9 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("PUT", "/api/lfs/uploads/{upload_id}"): SIGNED,
     ("PUT", "/api/lfs/uploads/{upload_id}/parts/{number}"): SIGNED,
     ("POST", "/api/lfs/complete/{upload_id}"): SIGNED,
+    ("GET", "/api/models/{namespace}/{name}/xet-write-token/{revision}"): WRITE,
+    ("POST", "/api/xet/{namespace}/{name}/v1/xorbs/{prefix}/{xorb}"): XET_TOKEN,
+    ("POST", "/api/xet/{namespace}/{name}/v1/shards"): XET_TOKEN,
     ("POST", "/api/v1/webhooks/{namespace}"): WRITE,
     ("DELETE", "/api/v1/webhooks/{namespace}/{webhook_id}"): WRITE,
     ("POST", "/api/v1/webhooks/{namespace}/{webhook_id}/test"): WRITE,
@@ -91,6 +96,8 @@ PATH_VALUES = {
     "webhook_id": "999",
     "delivery_id": "0" * 32,
     "deployment_id": "999",
+    "prefix": "default",
+    "xorb": "0" * 64,
 }
 FORGED_SIGNATURE = f"?oid={'0' * 64}&size=1&part_size=0&expires=9999999999&signature={'0' * 64}"
 
@@ -159,6 +166,8 @@ def test_each_scope_reaches_exactly_its_endpoints(
         assert status < 500, where
         if allowed == SIGNED:
             assert status == 403 and "signature does not match" in body, where
+        elif allowed == XET_TOKEN:
+            assert status == 403 and "Xet token is not valid" in body, where
         elif scope in allowed or (scope == "anonymous" and allowed == ALL):
             assert status not in (401, 403), where
         elif scope == "anonymous":
@@ -172,7 +181,7 @@ def test_a_token_limited_to_another_namespace_is_refused_on_every_repository_end
 ) -> None:
     headers = token_factory(["admin"], ["other/*"], principal="elsewhere")
     for method, path in _mutating_operations(sqlite_client):
-        if "{namespace}" not in path or "paths-info" in path:
+        if "{namespace}" not in path or "paths-info" in path or path.startswith("/api/xet/"):
             continue
         status, body = _call(sqlite_client, method, path, headers)
         assert status == 403, f"{method} {path}: {status} {body}"

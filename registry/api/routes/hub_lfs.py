@@ -8,7 +8,6 @@ because huggingface_hub sends them none, as to S3.
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 import anyio.to_thread
@@ -18,7 +17,6 @@ from fastapi.responses import JSONResponse
 from registry.api.deps import BlobStoreDep, SettingsDep
 from registry.api.routes.blobs import content_length
 from registry.api.routes.hub import HubRoute
-from registry.errors import XetUnavailable
 from registry.schemas.lfs import (
     LFS_MEDIA_TYPE,
     LfsBatchRequest,
@@ -28,8 +26,6 @@ from registry.schemas.lfs import (
 from registry.services import lfs, lfs_uploads
 from registry.services.names import check_repository_name
 from registry.services.upload_urls import UploadGrant, check_grant, upload_url_key
-
-logger = logging.getLogger(__name__)
 
 UPLOADS_PREFIX = "/api/lfs/uploads/"
 """Upload bodies stream (exempt from the JSON body limit, like blob uploads)."""
@@ -139,12 +135,3 @@ async def lfs_complete(
     """Multipart transfer: every part is in; the file is hashed and stored."""
     info = await lfs_uploads.complete(store, settings, grant, body)
     return _lfs_json(info.model_dump())
-
-
-@router.get("/api/models/{namespace}/{name}/xet-write-token/{revision:path}")
-def xet_write_token(namespace: str, name: str, revision: str) -> None:
-    """Lorry has no Xet storage: 404, with how to upload instead (hf_xet reports only the
-    status and URL, so the message is logged here too)."""
-    message = lfs.xet_unavailable_message()
-    logger.warning("a client asked for Xet storage for %s/%s: %s", namespace, name, message)
-    raise XetUnavailable(message)

@@ -1,0 +1,309 @@
+"""The Xet upload path of the Hub API: what ``hf_xet`` (huggingface_hub's default uploader)
+sends, turned into ordinary, sha256-verified blobs.
+
+1. ``xet-write-token`` (the caller's ``write`` scope on the repository, checked by the
+   role matrix) answers a CAS URL under ``/api/xet/<ns>/<name>`` and a short-lived token
+   signed for that repository only (HMAC, the key of ``registry.services.upload_urls``).
+2. The client asks whether chunks are known (``GET .../v1/chunks/...``): always "no"
+   (404); deduplicating against other uploads would tell a client what they hold.
+3. Xorbs (``POST .../v1/xorbs/default/<hash>``) are spooled, every chunk decompressed
+   and hashed, the aggregated hash compared with the URL's, and the chunks kept
+   (decompressed) under ``<home>/xet/<ns>/<name>/`` with an index.
+4. The shard (``POST .../v1/shards``) lists each file as terms (chunk ranges of
+   xorbs). Each file is rebuilt by streaming through those xorbs into a spool file,
+   hashed, compared with the sha256 the shard names, and put into the blob store (not
+   referenced until a commit names it: what the Git LFS path does with an upload).
+5. The commit names the file by that sha256 (``lfsFile``), like any LFS file.
+
+Xorbs stay on disk after their files are built: hf_xet keeps the shards it uploaded for
+three weeks (``MDB_SHARD_LOCAL_CACHE_EXPIRATION``, in a cache per CAS URL, so per
+repository here) and, in a later upload of similar files, refers to their chunks instead
+of sending them again. A shard that refers to a xorb renews its time; a xorb unused for
+``XORB_KEEP_S`` is removed when the repository's next Xet token is issued.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+import struct
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio.to_thread
+
+from registry.config import Settings
+from registry.errors import Forbidden, InvalidInput, StorageUnavailable, TooLarge
+from registry.services.xet_format import (
+    FileEntry,
+    chunk_hash,
+    hash_from_hex,
+    hash_hex,
+    iter_chunks,
+    read_shard_files,
+    xorb_hash,
+)
+from registry.storage.base import BlobStore
+from registry.storage.scratch import ScratchLock, new_file
+
+logger = logging.getLogger(__name__)
+
+MAX_XORB_BYTES = 128 * 1024 * 1024
+"""hf_xet makes xorbs of at most 64 MiB of chunks (and a footer)."""
+MAX_SHARD_BYTES = 64 * 1024 * 1024
+MAX_TERMS = 1_000_000
+XORB_KEEP_S = 22 * 24 * 3600
+"""A day longer than hf_xet keeps the shards that may refer to a xorb."""
+_STAGED_KEEP_S = 3600
+_WRITE_BYTES = 4 * 1024 * 1024
+_INDEX = struct.Struct("<QII")
+"""Per chunk: its offset in the decompressed chunks file, its size, 0."""
+_CHUNKS = ".chunks"
+_IDX = ".idx"
+_TOKEN = re.compile(r"([0-9]{1,12})\.([0-9a-f]{64})")
+
+
+def _sign(key: bytes, namespace: str, name: str, expires_at: int) -> str:
+    message = f"xet|v1|{namespace}|{name}|{expires_at}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class XetToken:
+    cas_url: str
+    access_token: str
+    expires_at: int
+
+
+def issue_token(key: bytes, base_url: str, namespace: str, name: str, ttl_s: int) -> XetToken:
+    """A token for the CAS routes of repository ``namespace/name`` only."""
+    expires_at = int(time.time()) + ttl_s
+    token = f"{expires_at}.{_sign(key, namespace, name, expires_at)}"
+    return XetToken(f"{base_url}/api/xet/{namespace}/{name}", token, expires_at)
+
+
+def check_token(key: bytes, namespace: str, name: str, token: str | None) -> None:
+    """Refuse (403) a missing, forged, expired or other repository's token."""
+    found = _TOKEN.fullmatch(token or "")
+    if found is None or not hmac.compare_digest(
+        _sign(key, namespace, name, int(found.group(1))), found.group(2)
+    ):
+        raise Forbidden(
+            f"this Xet token is not valid for {namespace}/{name}: Xet storage takes the token "
+            f"that GET /api/models/{namespace}/{name}/xet-write-token/<revision> issues for "
+            "that repository (huggingface_hub fetches it)"
+        )
+    if int(found.group(1)) < time.time():
+        raise Forbidden("this Xet token has expired; huggingface_hub fetches a new one")
+
+
+def repository_dir(settings: Settings, namespace: str, name: str) -> Path:
+    return settings.home / "xet" / namespace / name
+
+
+def sweep_xorbs(settings: Settings, namespace: str, name: str) -> int:
+    """Remove the repository's xorbs that no shard used for ``XORB_KEEP_S`` (and staged
+    files older than ``_STAGED_KEEP_S``); how many xorbs."""
+    directory = repository_dir(settings, namespace, name)
+    if not directory.is_dir():
+        return 0
+    for staged in directory.glob(".*"):  # what a killed upload left half-written
+        try:
+            if staged.stat().st_mtime < time.time() - _STAGED_KEEP_S:
+                staged.unlink()
+        except FileNotFoundError:
+            continue
+    cutoff = time.time() - XORB_KEEP_S
+    removed = 0
+    for xorb in directory.glob(f"*{_CHUNKS}"):
+        try:
+            if xorb.stat().st_mtime < cutoff:
+                xorb.unlink()
+                xorb.with_suffix(_IDX).unlink(missing_ok=True)
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+@dataclass
+class Spool:
+    """A request body on disk (a locked scratch file) until it is kept or dropped."""
+
+    path: Path
+    lock: ScratchLock
+    size: int = 0
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.lock.release()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+async def spool_body(
+    settings: Settings, chunks: AsyncIterator[bytes], limit: int, what: str
+) -> Spool:
+    """Write a streamed body to a scratch file, refusing one over ``limit`` bytes."""
+    try:
+        settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, path, lock = new_file(settings.tmp_dir, "upload-", ".xet")
+    except OSError as exc:
+        raise StorageUnavailable(f"could not create a spool file: {exc.strerror}") from exc
+    spool = Spool(path, lock)
+    buffer = bytearray()
+    try:
+        async for piece in chunks:
+            spool.size += len(piece)
+            if spool.size > limit:
+                raise TooLarge(f"a {what} is larger than {limit} bytes; hf_xet sends smaller ones")
+            buffer += piece
+            if len(buffer) >= _WRITE_BYTES:
+                await anyio.to_thread.run_sync(_write_all, fd, bytes(buffer))
+                buffer.clear()
+        await anyio.to_thread.run_sync(_write_all, fd, bytes(buffer))
+    except BaseException:
+        os.close(fd)
+        spool.discard()
+        raise
+    os.close(fd)
+    return spool
+
+
+def store_xorb(settings: Settings, namespace: str, name: str, hex_hash: str, spool: Spool) -> bool:
+    """Keep the spooled xorb's chunks, decompressed, if they hash to ``hex_hash``; whether
+    the xorb is new. (Stored decompressed: a file is then rebuilt by plain reads.)"""
+    expected = hash_from_hex(hex_hash)
+    directory = repository_dir(settings, namespace, name)
+    target = directory / f"{hash_hex(expected)}{_CHUNKS}"
+    staged = directory / f".{target.name}.{secrets.token_hex(8)}"
+    entries: list[tuple[bytes, int]] = []
+    index = bytearray()
+    offset = 0
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with spool.path.open("rb") as handle, staged.open("wb") as out:
+            for _, data in iter_chunks(handle):
+                entries.append((chunk_hash(data), len(data)))
+                index += _INDEX.pack(offset, len(data), 0)
+                out.write(data)
+                offset += len(data)
+        if not entries:
+            raise InvalidInput("the xorb holds no chunk")
+        actual = xorb_hash(entries)
+        if actual != expected:
+            raise InvalidInput(
+                f"the xorb's chunks hash to {hash_hex(actual)}, not {hex_hash} as its URL says; "
+                "it was altered or cut short: upload it again"
+            )
+        if target.exists():
+            return False
+        index_path = target.with_suffix(_IDX)
+        staged_index = staged.with_suffix(_IDX)
+        staged_index.write_bytes(bytes(index))
+        os.replace(staged_index, index_path)  # the index first: kept chunks always have one
+        os.replace(staged, target)
+        return True
+    finally:
+        staged.unlink(missing_ok=True)
+        spool.discard()
+
+
+def _index(directory: Path, xorb: str) -> list[tuple[int, int, int]]:
+    try:
+        data = (directory / f"{xorb}{_IDX}").read_bytes()
+    except FileNotFoundError:
+        raise InvalidInput(
+            f"the shard refers to xorb {xorb}, which was not uploaded to this repository; "
+            "upload it (hf_xet does), then the shard"
+        ) from None
+    return list(_INDEX.iter_unpack(data))
+
+
+def _check(directory: Path, entry: FileEntry, max_bytes: int) -> None:
+    if entry.size > max_bytes:
+        raise TooLarge(
+            f"a file of {entry.size} bytes is larger than the server's limit of {max_bytes} "
+            "bytes per file (LORRY_MAX_FILE_BYTES)"
+        )
+    for term in entry.terms:
+        chunks = _index(directory, term.xorb)
+        (directory / f"{term.xorb}{_CHUNKS}").touch()  # used: kept another XORB_KEEP_S
+        if term.end > len(chunks):
+            raise InvalidInput(
+                f"the shard names chunks {term.start} to {term.end} of xorb {term.xorb}, "
+                f"which has {len(chunks)}"
+            )
+        if sum(size for _, size, _ in chunks[term.start : term.end]) != term.size:
+            raise InvalidInput(
+                f"the shard says chunks {term.start} to {term.end} of xorb {term.xorb} hold "
+                f"{term.size} bytes; they do not"
+            )
+
+
+def _rebuild(settings: Settings, directory: Path, entry: FileEntry) -> tuple[Spool, str]:
+    """The file of ``entry`` in a spool file, read piece by piece from its xorbs' chunks."""
+    fd, path, lock = new_file(settings.tmp_dir, "upload-", ".part")
+    spool = Spool(path, lock)
+    hasher = hashlib.sha256()
+    try:
+        for term in entry.terms:
+            offset = _index(directory, term.xorb)[term.start][0]
+            left = term.size  # = the chunks' sizes (``_check``)
+            with (directory / f"{term.xorb}{_CHUNKS}").open("rb") as handle:
+                handle.seek(offset)
+                while left:
+                    data = handle.read(min(left, _WRITE_BYTES))
+                    if not data:
+                        raise InvalidInput(f"xorb {term.xorb} is shorter than its index says")
+                    hasher.update(data)
+                    _write_all(fd, data)
+                    left -= len(data)
+                    spool.size += len(data)
+    except BaseException:
+        os.close(fd)
+        spool.discard()
+        raise
+    os.close(fd)
+    return spool, hasher.hexdigest()
+
+
+def store_shard(
+    store: BlobStore, settings: Settings, namespace: str, name: str, spool: Spool
+) -> list[str]:
+    """Build every file that the spooled shard describes and put it into the blob store
+    when it hashes to the sha256 the shard names; the sha256s stored."""
+    directory = repository_dir(settings, namespace, name)
+    try:
+        with spool.path.open("rb") as handle:
+            entries = read_shard_files(handle, MAX_TERMS)
+    finally:
+        spool.discard()
+    for entry in entries:
+        _check(directory, entry, settings.max_file_bytes)
+    stored = []
+    for entry in entries:
+        built, sha256 = _rebuild(settings, directory, entry)
+        try:
+            if entry.sha256 is not None and entry.sha256 != sha256:
+                raise InvalidInput(
+                    f"the file {entry.file_hash} of the shard hashes to sha256:{sha256}, not "
+                    f"sha256:{entry.sha256} as the shard says; upload it again"
+                )
+            if not store.exists(sha256):
+                store.put_file(built.path, sha256)
+            stored.append(sha256)
+        finally:
+            built.discard()
+    logger.info("xet: %s/%s: stored %d file(s) from a shard", namespace, name, len(stored))
+    return stored

@@ -1,0 +1,207 @@
+"""What the Xet storage routes refuse: xorbs and shards that do not hash to what they
+claim, shards that name chunks they cannot have, tokens of another repository, and
+``xet-write-token`` without ``write``. A refusal stores nothing (both backend pairs).
+
+The xorbs and shards here are built by hand to be altered; hf_xet's own ones (that the
+same code accepts) are in ``test_xet_push``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from huggingface_hub import HfApi
+
+from registry import db
+from registry.config import Settings
+from registry.services import xet
+from registry.services.xet_format import (
+    SHARD_TAG,
+    chunk_hash,
+    hash_from_hex,
+    hash_hex,
+    xorb_hash,
+)
+from registry.storage import open_blob_store
+from tests.hub.live import LiveRegistry, serve_logged
+from tests.support.rest import row_counts
+from tests.support.tokens import bearer, make_token
+
+REPO = "acme/xet-model"
+CHUNKS = [os.urandom(40_000), os.urandom(70_000), b"lorry " * 9_000]
+
+
+@pytest.fixture
+def registry(backend_settings: Settings) -> Iterator[LiveRegistry]:
+    db.upgrade(backend_settings)
+    with (
+        serve_logged(backend_settings) as (url, log),
+        httpx.Client(base_url=url, timeout=60) as http,
+    ):
+        live = LiveRegistry(url=url, settings=backend_settings, log=log, http=http)
+        HfApi(endpoint=url, token=False).create_repo(REPO)
+        HfApi(endpoint=url, token=False).create_repo("acme/other")
+        yield live
+
+
+def _xorb(chunks: list[bytes]) -> tuple[bytes, str]:
+    """A xorb of ``chunks`` stored uncompressed, and its hash."""
+    body = b"".join(
+        bytes([0]) + len(c).to_bytes(3, "little") + bytes([0]) + len(c).to_bytes(3, "little") + c
+        for c in chunks
+    )
+    return body, hash_hex(xorb_hash([(chunk_hash(c), len(c)) for c in chunks]))
+
+
+def _shard(xorb: str, start: int, end: int, size: int, sha256: str) -> bytes:
+    """A shard with one file: chunks ``start`` to ``end`` of ``xorb``, said to hash to
+    ``sha256``."""
+    entry = os.urandom(32) + struct.pack("<IIQ", 1 << 30, 1, 0)
+    term = hash_from_hex(xorb) + struct.pack("<IIII", 0, size, start, end)
+    metadata = hash_from_hex(sha256) + bytes(16)
+    bookend = b"\xff" * 32 + bytes(16)
+    return SHARD_TAG + struct.pack("<QQ", 2, 0) + entry + term + metadata + bookend + bookend
+
+
+def _token(registry: LiveRegistry, repo: str = REPO, **headers: str) -> dict[str, str]:
+    answer = registry.http.get(f"/api/models/{repo}/xet-write-token/main", headers=headers)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["casUrl"] == f"{registry.url}/api/xet/{repo}"
+    assert answer.headers["X-Xet-Access-Token"] == body["accessToken"]
+    return bearer(body["accessToken"])
+
+
+def _stored(registry: LiveRegistry) -> list[str]:
+    return sorted(open_blob_store(registry.settings).iter_digests())
+
+
+def test_a_xorb_is_kept_only_when_its_chunks_hash_to_its_name(registry: LiveRegistry) -> None:
+    auth = _token(registry)
+    body, name = _xorb(CHUNKS)
+    url = f"/api/xet/{REPO}/v1/xorbs/default/{name}"
+    altered = body[:100] + bytes([body[100] ^ 1]) + body[101:]
+
+    refused = registry.http.post(url, content=altered, headers=auth)
+    assert refused.status_code == 422
+    assert f"not {name}" in refused.json()["error"]
+    cut = registry.http.post(url, content=body[:-10], headers=auth)
+    assert cut.status_code == 422
+    assert not list((registry.settings.home / "xet").rglob("*.chunks"))
+
+    assert registry.http.post(url, content=body, headers=auth).json() == {"was_inserted": True}
+    assert registry.http.post(url, content=body, headers=auth).json() == {"was_inserted": False}
+    assert (
+        registry.http.get(
+            f"/api/xet/{REPO}/v1/chunks/default-merkledb/{name}", headers=auth
+        ).status_code
+        == 404
+    )
+
+
+def test_a_shard_is_built_into_a_blob_only_when_it_tells_the_truth(
+    registry: LiveRegistry,
+) -> None:
+    auth = _token(registry)
+    body, name = _xorb(CHUNKS)
+    assert (
+        registry.http.post(
+            f"/api/xet/{REPO}/v1/xorbs/default/{name}", content=body, headers=auth
+        ).status_code
+        == 200
+    )
+    data = b"".join(CHUNKS[1:3])
+    sha256 = hashlib.sha256(data).hexdigest()
+    shards = f"/api/xet/{REPO}/v1/shards"
+    before = (row_counts(registry.settings), _stored(registry))
+
+    lies = {
+        "sha256": _shard(name, 1, 3, len(data), hashlib.sha256(b"other").hexdigest()),
+        "size": _shard(name, 1, 3, len(data) + 1, sha256),
+        "range": _shard(name, 1, 4, len(data), sha256),
+        "xorb": _shard(hash_hex(os.urandom(32)), 1, 3, len(data), sha256),
+        "tag": b"X" + _shard(name, 1, 3, len(data), sha256)[1:],
+        "cut": _shard(name, 1, 3, len(data), sha256)[:100],
+    }
+    for what, shard in lies.items():
+        answer = registry.http.post(shards, content=shard, headers=auth)
+        assert answer.status_code == 422, what
+    assert (row_counts(registry.settings), _stored(registry)) == before
+    spool = registry.settings.tmp_dir
+    assert not [p for p in spool.rglob("*") if p.is_file()] if spool.is_dir() else True
+
+    answer = registry.http.post(shards, content=_shard(name, 1, 3, len(data), sha256), headers=auth)
+    assert answer.json() == {"result": 1}
+    assert open_blob_store(registry.settings).read_bytes(sha256, 0, len(data)) == data
+    assert row_counts(registry.settings) == before[0]  # referenced by nothing until a commit
+
+
+def test_a_xet_token_is_valid_for_its_repository_only(registry: LiveRegistry) -> None:
+    writer = make_token(registry.settings, ["write"], ["acme"])
+    auth = _token(registry, **bearer(writer))
+    body, name = _xorb(CHUNKS[:1])
+    for repo in ("acme/other", "other/xet-model"):
+        answer = registry.http.post(
+            f"/api/xet/{repo}/v1/xorbs/default/{name}", content=body, headers=auth
+        )
+        assert answer.status_code == 403, repo
+    forged = {
+        "Authorization": auth["Authorization"][:-1]
+        + ("0" if auth["Authorization"][-1] != "0" else "1")
+    }
+    for headers in (forged, {}, bearer(writer)):
+        answer = registry.http.post(
+            f"/api/xet/{REPO}/v1/xorbs/default/{name}", content=body, headers=headers
+        )
+        assert answer.status_code == 403
+    assert not list((registry.settings.home / "xet").rglob("*.chunks"))
+
+    reader = make_token(registry.settings, ["read"], ["acme"])
+    elsewhere = make_token(registry.settings, ["write"], ["other"])
+    for token in (reader, elsewhere):
+        answer = registry.http.get(
+            f"/api/models/{REPO}/xet-write-token/main", headers=bearer(token)
+        )
+        assert answer.status_code == 403
+    assert registry.http.get(f"/api/models/{REPO}/xet-write-token/main").status_code == 401
+    missing = registry.http.get(
+        "/api/models/acme/nothing/xet-write-token/main", headers=bearer(writer)
+    )
+    assert missing.status_code == 404
+
+
+def test_a_xorb_that_no_shard_used_for_xorb_keep_s_is_removed(registry: LiveRegistry) -> None:
+    auth = _token(registry)
+    body, name = _xorb(CHUNKS)
+    assert (
+        registry.http.post(
+            f"/api/xet/{REPO}/v1/xorbs/default/{name}", content=body, headers=auth
+        ).status_code
+        == 200
+    )
+    (kept,) = (registry.settings.home / "xet").rglob("*.chunks")
+    old = time.time() - xet.XORB_KEEP_S - 60
+    os.utime(kept, (old, old))
+    data = CHUNKS[0]
+    shard = _shard(name, 0, 1, len(data), hashlib.sha256(data).hexdigest())
+    assert (
+        registry.http.post(f"/api/xet/{REPO}/v1/shards", content=shard, headers=auth).status_code
+        == 200
+    )
+    _token(registry)
+    assert kept.is_file()  # the shard used it: renewed
+
+    os.utime(kept, (old, old))
+    staged = kept.parent / f".{kept.name}.0123abcd"  # what a killed upload leaves
+    staged.write_bytes(b"half")
+    os.utime(staged, (old, old))
+    _token(registry)
+    assert not kept.exists()
+    assert not staged.exists()
+    assert not kept.with_suffix(".idx").exists()
