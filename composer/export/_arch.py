@@ -188,6 +188,19 @@ def _rope(config: dict[str, Any], arch: MODEL_ARCH) -> tuple[float, dict[str, An
     return theta, {**parameters, **scaling, "rope_type": rope_type}
 
 
+def _partial_rotary(config: dict[str, Any]) -> Any:
+    """``partial_rotary_factor`` where transformers 4 (top level) or 5 (rope_parameters,
+    kept there for the default rope too) writes it."""
+    parameters = config.get("rope_parameters")
+    if isinstance(parameters, dict) and "full_attention" in parameters:
+        parameters = parameters["full_attention"]
+    scaling = config.get("rope_scaling")
+    for source in (config, parameters, scaling):
+        if isinstance(source, dict) and source.get("partial_rotary_factor"):
+            return source["partial_rotary_factor"]
+    return None
+
+
 def _phi3_extras(
     config: dict[str, Any], scaling: dict[str, Any] | None, rope_dims: int
 ) -> dict[str, Any]:
@@ -283,8 +296,7 @@ def read_model_spec(config_file: Path) -> ModelSpec:
         n_heads = int(config["num_attention_heads"])
         theta, scaling = _rope(config, family.arch)
         head_dim = int(config.get("head_dim") or hidden // n_heads)
-        rotary = float((scaling or {}).get("partial_rotary_factor") or 1.0)
-        rotary = float(config.get("partial_rotary_factor") or rotary)
+        rotary = float(_partial_rotary(config) or 1.0)
         spec = ModelSpec(
             hf_architecture=architecture,
             arch=family.arch,

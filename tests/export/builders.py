@@ -117,10 +117,14 @@ def phi3_longrope(head_dim: int) -> dict[str, Any]:
     }
 
 
-def build_sentencepiece_model(out: Path, architecture: str, *, seed: int = 0, **sizes: int) -> Path:
+def build_sentencepiece_model(
+    out: Path, architecture: str, *, seed: int = 0, partial_rotary: float = 1.0, **sizes: int
+) -> Path:
     """A tiny ``phi3`` (Phi-3.5-style LongRoPE, fused qkv_proj / gate_up_proj),
     ``gemma`` or ``gemma2`` model from its transformers config, with a SentencePiece
-    tokenizer trained here (Gemma's: no dummy ▁ prefix); ``sizes`` override the config."""
+    tokenizer trained here (Gemma's: no dummy ▁ prefix); ``sizes`` override the config,
+    ``partial_rotary`` is Phi-3's partial_rotary_factor (Phi-4-mini's 0.75: rope on part
+    of each head)."""
     from transformers import (
         Gemma2Config,
         Gemma2ForCausalLM,
@@ -142,10 +146,14 @@ def build_sentencepiece_model(out: Path, architecture: str, *, seed: int = 0, **
     }
     torch.manual_seed(seed)
     if architecture == "phi3":
+        head_dim = settings["hidden_size"] // settings["num_attention_heads"]
         config: Any = Phi3Config(
             **{**settings, "max_position_embeddings": 16384},
             original_max_position_embeddings=4096,
-            rope_scaling=phi3_longrope(settings["hidden_size"] // settings["num_attention_heads"]),
+            rope_scaling={
+                **phi3_longrope(int(head_dim * partial_rotary)),
+                "partial_rotary_factor": partial_rotary,
+            },
             tie_word_embeddings=False,
         )
         model: Any = Phi3ForCausalLM(config)

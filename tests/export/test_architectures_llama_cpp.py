@@ -108,3 +108,19 @@ def test_merged_q4_k_m_equals_llama_quantize_of_the_merged_model(
     assert {"Q4_K", "Q6_K"} <= kinds  # real k-quants, not only fallbacks
     tokens, logits = llama_cpp_greedy(ours, [1, 40, 41, 42, 43])
     assert len(tokens) == 8 and np.isfinite(logits).all()
+
+
+def test_llama_cpp_runs_a_phi3_with_partial_rotary_as_transformers(tmp_path: Path) -> None:
+    """Phi-4-mini's kind of Phi3ForCausalLM: rope on half of each head (and LongRoPE)."""
+    from transformers import AutoModelForCausalLM
+
+    load_llama_cpp()
+    model_dir = build_sentencepiece_model(tmp_path / "model", "phi3", seed=9, partial_rotary=0.5)
+    model_gguf = export_gguf(model_dir, tmp_path / "model.gguf", outtype="f32").out
+    assert GGUFReader(model_gguf).fields["phi3.rope.dimension_count"].contents() == 8
+    ids = _prompt_ids(model_dir, model_gguf)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    expected, expected_logits = transformers_greedy(model, ids)
+    got, logits = llama_cpp_greedy(model_gguf, ids)
+    assert got == expected
+    assert np.abs(logits - expected_logits).max() < TOLERANCE["phi3"]
