@@ -150,7 +150,7 @@ def build_sentencepiece_model(
         config: Any = Phi3Config(
             **{**settings, "max_position_embeddings": 16384},
             original_max_position_embeddings=4096,
-            rope_scaling={
+            rope_parameters={
                 **phi3_longrope(int(head_dim * partial_rotary)),
                 "partial_rotary_factor": partial_rotary,
             },
