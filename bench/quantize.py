@@ -15,6 +15,14 @@ directory; nothing is downloaded. Contenders, each in its own process, the same 
                   Q4_K_M GGUF out, k-quants computed by composer.export._kquants
 The two Q4_K_M files are compared tensor by tensor (the bytes must be equal).
 Targets (issue 17): Lorry <= 2x llama-quantize's time, Lorry's peak RSS < 1.5 GB.
+
+    python bench/quantize.py --kernels        # the k-quant kernels alone, one thread each
+
+times each of Lorry's k-quant kernels (composer.export._kquants: Q4_K, Q5_K, Q6_K) against
+ggml's reference quantizer (ggml_quantize_chunk, what llama-quantize runs per tensor) on
+the same float32 rows (3072 wide, 1.5 M values), one thread each, the two alternating,
+best of --repeat; the bytes must be equal. Less sensitive to a loaded machine than the
+whole-model run, whose two contenders run minutes apart.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -147,12 +156,65 @@ def same_tensors(first: Path, second: Path) -> bool:
     return by_name(first) == by_name(second)
 
 
+def _time_kernel(name: str, rows: Any, repeat: int) -> tuple[float, float, bool]:
+    """Best seconds of ggml's and Lorry's quantizer for ``name``, alternating; bytes equal?"""
+    import numpy as np
+    from gguf import GGMLQuantizationType
+
+    from composer.export import _kquants
+    from tests.support.llama_cpp import ggml_quantize
+
+    ggml_type = GGMLQuantizationType[name]
+    quantizer = {"Q4_K": _kquants.quantize_q4_k, "Q5_K": _kquants.quantize_q5_k}.get(
+        name, _kquants.quantize_q6_k
+    )
+    values = rows.reshape(-1)
+    piece = _kquants._PIECE  # as quantize_tensor cuts a tensor, without its threads
+
+    def lorry() -> Any:
+        return np.concatenate(
+            [quantizer(values[at : at + piece]) for at in range(0, values.size, piece)]
+        )
+
+    def ggml() -> Any:
+        return ggml_quantize(rows, ggml_type)
+
+    times: dict[str, list[float]] = {"ggml": [], "lorry": []}
+    outputs: dict[str, Any] = {}
+    for _ in range(repeat):
+        for contender, run in (("ggml", ggml), ("lorry", lorry)):
+            started = time.perf_counter()
+            outputs[contender] = run()
+            times[contender].append(time.perf_counter() - started)
+    same = bool(np.array_equal(outputs["ggml"], outputs["lorry"]))
+    return min(times["ggml"]), min(times["lorry"]), same
+
+
+def kernels(repeat: int) -> None:
+    import numpy as np
+
+    from tests.support.llama_cpp import load_llama_cpp
+
+    load_llama_cpp()
+    rows = (np.random.default_rng(0).standard_normal((512, 3072)) * 0.02).astype(np.float32)
+    print(f"{'kernel':<8}{'ggml ms':>10}{'Lorry ms':>10}{'Lorry/ggml':>12}  identical")
+    for name in ("Q4_K", "Q5_K", "Q6_K"):
+        ggml_s, lorry_s, same = _time_kernel(name, rows, repeat)
+        ratio = lorry_s / ggml_s
+        print(f"{name:<8}{ggml_s * 1e3:>10.0f}{lorry_s * 1e3:>10.0f}{ratio:>11.2f}x  {same}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--layers", type=int, default=28)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--child", nargs=3, metavar=("KIND", "SOURCE", "OUT"))
+    parser.add_argument("--kernels", action="store_true", help="time the k-quant kernels alone")
+    parser.add_argument("--repeat", type=int, default=5, help="--kernels: runs of each")
     args = parser.parse_args()
+    if args.kernels:
+        kernels(args.repeat)
+        return
     if args.child:
         child(args.child[0], Path(args.child[1]), Path(args.child[2]))
         return

@@ -109,37 +109,48 @@ def _make_qkx2_quants(
     return scale, -low, levels
 
 
-def _make_qx_quants(x: Floats, nmax: int) -> tuple[Floats, Floats]:
-    """ggml's ``make_qx_quants`` with ``rmse_type = 1`` and no weights: (scale, L)."""
+def _make_qx_quants(x: Floats, nmax: int) -> tuple[Floats, Floats, npt.NDArray[np.bool_]]:
+    """ggml's ``make_qx_quants`` with ``rmse_type = 1`` and no weights on ``x`` of shape
+    (n, sub-blocks): (scale, the iscale its levels L come from, all-zero sub-blocks).
+
+    L itself is not kept: Q6_K recomputes every level from its final sub-block scale and
+    needs make_qx_quants' L only where that scale rounds to 0, so it recomputes those
+    from the chosen iscale (the same float32 products), and the search is sums only.
+    """
     first_max = np.abs(x).argmax(axis=0)
     peak = np.take_along_axis(x, first_max[None, :], axis=0)[0]
     zero = np.abs(peak) < _GROUP_MAX_EPS
     peak[zero] = 1
     weights = x * x
     weighted_x = weights * x
+    level = np.empty_like(x)
+    product = np.empty_like(x)
 
-    def fit(iscale: Floats) -> tuple[Floats, Floats, Floats]:
-        level = _levels(iscale * x, -nmax, nmax - 1)
-        sum_lx = _running_sum(weighted_x * level)
-        weighted = weights * level
-        sum_l2 = _running_sum(np.multiply(weighted, level, out=weighted))
-        return level, sum_lx, sum_l2
+    def sums(iscale: Floats) -> tuple[Floats, Floats]:
+        """sum_lx and sum_l2 of ggml's loop: ``w*x[i]*l`` and ``w*l*l``, left to right."""
+        np.multiply(x, iscale, out=level)
+        np.clip(np.rint(level, out=level), -nmax, nmax - 1, out=level)
+        sum_lx = _running_sum(np.multiply(weighted_x, level, out=product))
+        np.multiply(weights, level, out=product)
+        sum_l2 = _running_sum(np.multiply(product, level, out=product))
+        return sum_lx, sum_l2
 
-    level, sum_lx, sum_l2 = fit(F32(-nmax) / peak)
+    chosen = F32(-nmax) / peak
+    sum_lx, sum_l2 = sums(chosen)
     with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(sum_l2 != 0, sum_lx / sum_l2, F32(0))
+        scale = _f32(np.where(sum_l2 != 0, sum_lx / sum_l2, F32(0)))
     best = scale * sum_lx
     for step in (*range(-9, 0), *range(1, 10)):
-        trial, sum_lx, sum_l2 = fit(-(F32(nmax) + F32(0.1) * F32(step)) / peak)
+        iscale = -(F32(nmax) + F32(0.1) * F32(step)) / peak
+        sum_lx, sum_l2 = sums(iscale)
         better = (sum_l2 > 0) & (sum_lx * sum_lx > best * sum_l2)
         if better.any():
-            level[:, better] = trial[:, better]
-            scale[better] = sum_lx[better] / sum_l2[better]
-            best[better] = scale[better] * sum_lx[better]
+            np.copyto(chosen, iscale, where=better)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                np.copyto(scale, sum_lx / sum_l2, where=better)
+            np.copyto(best, scale * sum_lx, where=better)
     scale[zero] = 0
-    level += nmax
-    level[:, zero] = 0
-    return scale, level
+    return scale, chosen, zero
 
 
 def _sub_blocks(x: Floats, size: int) -> Floats:
@@ -211,7 +222,7 @@ def quantize_q6_k(x: Floats) -> Bytes:
     """``quantize_row_q6_K_ref`` of ``x`` (a multiple of 256 values): 210 bytes a block."""
     blocks = x.size // QK_K
     xs = _sub_blocks(x, 16)
-    scales, levels = _make_qx_quants(xs, 32)
+    scales, chosen, flat = _make_qx_quants(xs, 32)
     scales = scales.reshape(blocks, 16)
     first_max = np.abs(scales).argmax(axis=1)
     max_scale = np.take_along_axis(scales, first_max[:, None], axis=1)[:, 0]
@@ -221,10 +232,14 @@ def quantize_q6_k(x: Floats) -> Bytes:
     sc = np.minimum(_nearest_int(iscale[:, None] * scales), 127).astype(np.int8)
     sub_d = (d[:, None] * sc.astype(F32)).reshape(-1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        requantized = _levels(xs / sub_d, -32, 31) + F32(32)
-    nonzero = sub_d != 0
-    levels[:, nonzero] = requantized[:, nonzero]
-    quads = levels.T.reshape(blocks, 2, 4, 32).astype(np.uint8)
+        levels = _levels(xs / sub_d, -32, 31)
+    levels += F32(32)
+    unscaled = sub_d == 0
+    if unscaled.any():  # ggml keeps make_qx_quants' levels where the sub-scale rounds to 0
+        kept = _levels(xs[:, unscaled] * chosen[unscaled], -32, 31) + F32(32)
+        kept[:, flat[unscaled]] = 0
+        levels[:, unscaled] = kept
+    quads = levels.astype(np.uint8).T.reshape(blocks, 2, 4, 32)
     low = quads & 0xF
     ql = np.concatenate(
         [low[:, :, 0, :] | (low[:, :, 2, :] << 4), low[:, :, 1, :] | (low[:, :, 3, :] << 4)],

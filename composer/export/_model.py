@@ -58,6 +58,9 @@ def _loader(shard: Path, key: str, spec: ModelSpec, merge: Merger | None) -> Ten
             tensor: torch.Tensor = handle.get_tensor(key)
         if merge is not None:
             tensor = merge(key, tensor)
+        if spec.norm_shift and key.endswith("norm.weight"):
+            # in float32, as transformers computes Gemma's ``1 + weight``
+            tensor = tensor.float() + spec.norm_shift
         if spec.permute_qk and (".q_proj." in key or ".k_proj." in key):
             values: npt.NDArray[np.float32] = tensor.float().numpy()
             return spec.permute_rows(key, values)
@@ -66,18 +69,21 @@ def _loader(shard: Path, key: str, spec: ModelSpec, merge: Merger | None) -> Ten
     return load
 
 
+def _constant(values: Values) -> TensorLoader:
+    return lambda: values
+
+
 def _plan(
     model_dir: Path, spec: ModelSpec, outtype: OutType, merge: Merger | None
 ) -> list[PlannedTensor]:
     planned: list[PlannedTensor] = []
-    freqs = spec.rope_freqs()
-    if freqs is not None:
+    for extra, values in spec.extra_tensors():
         planned.append(
             PlannedTensor(
-                "rope_freqs.weight",
-                freqs.shape,
-                tensor_type(outtype, "rope_freqs.weight", freqs.shape),
-                lambda: freqs,
+                extra,
+                values.shape,
+                tensor_type(outtype, extra, values.shape),
+                _constant(values),
             )
         )
     for shard in _weight_files(model_dir):

@@ -101,3 +101,80 @@ def build_tiny_model(
     model.save_pretrained(out, safe_serialization=True)
     build_bpe_tokenizer(out, style="llama3" if architecture == "llama" else "qwen2")
     return out
+
+
+SPM_MODEL_VOCAB = 448  # the SentencePiece tokenizer's 420 pieces, padded with [PAD{id}]
+
+
+def phi3_longrope(head_dim: int) -> dict[str, Any]:
+    """Phi-3.5's kind of LongRoPE factors (head_dim / 2 of each), the short ones used
+    below the original 4096 tokens."""
+    half = head_dim // 2
+    return {
+        "rope_type": "longrope",
+        "short_factor": [1.0 + 0.8 * i / half for i in range(half)],
+        "long_factor": [1.0 + 19.0 * (i / half) ** 2 for i in range(half)],
+    }
+
+
+def build_sentencepiece_model(
+    out: Path, architecture: str, *, seed: int = 0, partial_rotary: float = 1.0, **sizes: int
+) -> Path:
+    """A tiny ``phi3`` (Phi-3.5-style LongRoPE, fused qkv_proj / gate_up_proj),
+    ``gemma`` or ``gemma2`` model from its transformers config, with a SentencePiece
+    tokenizer trained here (Gemma's: no dummy ▁ prefix); ``sizes`` override the config,
+    ``partial_rotary`` is Phi-3's partial_rotary_factor (Phi-4-mini's 0.75: rope on part
+    of each head)."""
+    from transformers import (
+        Gemma2Config,
+        Gemma2ForCausalLM,
+        GemmaConfig,
+        GemmaForCausalLM,
+        Phi3Config,
+        Phi3ForCausalLM,
+    )
+
+    from tests.support.factories import build_sentencepiece_tokenizer
+
+    settings: dict[str, Any] = {
+        **TINY_LLAMA,
+        "vocab_size": SPM_MODEL_VOCAB,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "pad_token_id": None,
+        **sizes,
+    }
+    torch.manual_seed(seed)
+    if architecture == "phi3":
+        head_dim = settings["hidden_size"] // settings["num_attention_heads"]
+        config: Any = Phi3Config(
+            **{**settings, "max_position_embeddings": 16384},
+            original_max_position_embeddings=4096,
+            rope_parameters={
+                **phi3_longrope(int(head_dim * partial_rotary)),
+                "partial_rotary_factor": partial_rotary,
+            },
+            tie_word_embeddings=False,
+        )
+        model: Any = Phi3ForCausalLM(config)
+    elif architecture == "gemma":
+        model = GemmaForCausalLM(GemmaConfig(**settings, head_dim=16))
+    else:
+        config = Gemma2Config(**settings, head_dim=16, query_pre_attn_scalar=16)
+        model = Gemma2ForCausalLM(config)
+    # transformers initialises Gemma's norm weights to 0 (a scale of 1): make them count
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("norm.weight"):
+                parameter.uniform_(-0.5, 0.5)
+    model.save_pretrained(out, safe_serialization=True)
+    gemma = architecture.startswith("gemma")
+    build_sentencepiece_tokenizer(out, add_dummy_prefix=not gemma)
+    if architecture == "phi3":
+        # Phi-3's own added token: llama.cpp looks it up by its text in a model named Phi-3
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(out)
+        tokenizer.add_special_tokens({"additional_special_tokens": ["<|endoftext|>"]})
+        tokenizer.save_pretrained(out)
+    return out

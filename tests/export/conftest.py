@@ -52,3 +52,32 @@ def wide_adapter(tmp_path_factory: pytest.TempPathFactory, wide_llama: Path) -> 
         target_modules=ALL_PROJECTIONS,
         seed=5,
     )
+
+
+def _sentencepiece_model(factory: pytest.TempPathFactory, name: str) -> Path:
+    from tests.export.builders import build_sentencepiece_model
+
+    return build_sentencepiece_model(factory.mktemp(f"export-{name}") / name, name)
+
+
+@pytest.fixture(scope="session")
+def phi3_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Phi-3.5-style model: LongRoPE, fused qkv_proj and gate_up_proj."""
+    return _sentencepiece_model(tmp_path_factory, "phi3")
+
+
+@pytest.fixture(scope="session")
+def gemma_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _sentencepiece_model(tmp_path_factory, "gemma")
+
+
+@pytest.fixture(scope="session")
+def gemma2_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _sentencepiece_model(tmp_path_factory, "gemma2")
+
+
+@pytest.fixture(params=["phi3", "gemma", "gemma2"])
+def spm_architecture(request: pytest.FixtureRequest) -> Path:
+    """Each of the tiny Phi-3, Gemma and Gemma 2 models, with its SentencePiece tokenizer."""
+    model: Path = request.getfixturevalue(f"{request.param}_model")
+    return model

@@ -211,11 +211,11 @@ def test_llama3_regex_without_ignore_merges_is_refused(
 def test_unsupported_model_architecture_is_refused(
     llama_with_tokenizer: Path, tmp_path: Path
 ) -> None:
-    model = _variant(llama_with_tokenizer, tmp_path / "gemma")
-    _edit_json(model / "config.json", architectures=["GemmaForCausalLM"])
-    with pytest.raises(UnsupportedArchitecture, match="GemmaForCausalLM.*LlamaForCausalLM"):
-        export_gguf(model, tmp_path / "gemma.gguf")
-    assert not (tmp_path / "gemma.gguf").exists()
+    model = _variant(llama_with_tokenizer, tmp_path / "gemma3")
+    _edit_json(model / "config.json", architectures=["Gemma3ForCausalLM"])
+    with pytest.raises(UnsupportedArchitecture, match="Gemma3ForCausalLM.*LlamaForCausalLM"):
+        export_gguf(model, tmp_path / "gemma3.gguf")
+    assert not (tmp_path / "gemma3.gguf").exists()
 
 
 def test_unsupported_rope_scaling_is_refused(llama_with_tokenizer: Path, tmp_path: Path) -> None:

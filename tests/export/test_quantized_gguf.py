@@ -59,6 +59,10 @@ def _rows(kind: str) -> npt.NDArray[np.float32]:
         return rng.standard_t(2, (32, 768)).astype(np.float32)
     if kind == "float16-valued":
         return rng.standard_normal((32, 512)).astype(np.float16).astype(np.float32)
+    if kind == "dwarfed":  # sub-blocks whose scale rounds to 0 next to an outlier's
+        dwarfed = (rng.standard_normal((6, 512)) * 0.001).astype(np.float32)
+        dwarfed[:, 100], dwarfed[1, 300], dwarfed[2, :16] = 1000.0, -3e4, 0.0
+        return dwarfed
     # blocks of zeros, of one negative value, of positives only, and one outlier
     special = np.zeros((4, 512), np.float32)
     special[1] = -0.5
@@ -67,7 +71,7 @@ def _rows(kind: str) -> npt.NDArray[np.float32]:
     return special
 
 
-@pytest.mark.parametrize("kind", ["normal", "heavy-tailed", "float16-valued", "special"])
+@pytest.mark.parametrize("kind", ["normal", "heavy-tailed", "float16-valued", "dwarfed", "special"])
 @pytest.mark.parametrize("ggml_type", [T.Q4_K, T.Q5_K, T.Q6_K, T.Q4_0, T.Q8_0, T.Q5_0, T.Q5_1])
 def test_quantized_blocks_equal_ggml_reference_quantizer(kind: str, ggml_type: T) -> None:
     rows = _rows(kind)

@@ -97,7 +97,8 @@ def build_sentencepiece_tokenizer(
     ``Prepend(▁)`` + ``Replace(' ', ▁)`` normalizer, special tokens matched on the raw
     text), which transformers runs as written (``tokenizer_class`` is not LlamaTokenizer,
     whose transformers 5 version replaces the normalizer with a Metaspace pre-tokenizer).
-    ``trainer_options`` override SentencePiece's; ``tokenizer_json=False`` writes only
+    ``trainer_options`` override SentencePiece's (``add_dummy_prefix=False``, as Gemma's,
+    also drops the ``Prepend``); ``tokenizer_json=False`` writes only
     ``tokenizer.model``.
     """
     import io
@@ -124,10 +125,9 @@ def build_sentencepiece_tokenizer(
         "num_threads": 1,
         "minloglevel": 2,
     }
+    options.update(trainer_options)
     sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(SENTENCEPIECE_TEXT * 20),
-        model_writer=model,
-        **{**options, **trainer_options},
+        sentence_iterator=iter(SENTENCEPIECE_TEXT * 20), model_writer=model, **options
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "tokenizer.model").write_bytes(model.getvalue())
@@ -135,10 +135,11 @@ def build_sentencepiece_tokenizer(
         return out
     converted = LlamaTokenizer.from_pretrained(str(out), legacy=True)
     spec = json.loads(converted.backend_tokenizer.to_str())
+    prefix = [{"type": "Prepend", "prepend": "\u2581"}]
     spec["normalizer"] = {
         "type": "Sequence",
         "normalizers": [
-            {"type": "Prepend", "prepend": "\u2581"},
+            *(prefix if options.get("add_dummy_prefix", True) else []),
             {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"},
         ],
     }
