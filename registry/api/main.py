@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from starlette.routing import Match
+from starlette.types import Scope
 
 from registry.api.routes import (
     access_log,
@@ -53,7 +56,31 @@ class RouterGroup:
 
     def mount(self, app: FastAPI, dependencies: Sequence[Any]) -> None:
         for router in self.routers:
+            _skip_foreign_paths(router, self.prefix)
             app.include_router(router, prefix=self.prefix, dependencies=dependencies)
+
+
+def _skip_foreign_paths(router: APIRouter, prefix: str) -> None:
+    """Let ``router`` answer "no match" at once for a path outside the literal start that
+    all its routes share (``/api/v1/repos`` for the repository routes), instead of trying
+    each of its routes (an included router asks its router's ``matches``; a route's path
+    pattern is anchored, so no route can match a path that lacks that start)."""
+    literals = [prefix + getattr(route, "path", "").split("{", 1)[0] for route in router.routes]
+    common = os.path.commonprefix(literals) if literals else ""
+    if len(common) <= 1:
+        return
+    matches: Callable[[Scope], tuple[Match, Scope]] = router.matches
+
+    def pruned(scope: Scope) -> tuple[Match, Scope]:
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        if not path.startswith(common):
+            return Match.NONE, {}
+        return matches(scope)
+
+    setattr(router, "matches", pruned)  # noqa: B010  # the instance's, not the class's
 
 
 api_router = RouterGroup(API_PREFIX)
