@@ -193,11 +193,16 @@ _RESULT_EXISTS = (
 )
 
 
-def state_of(session: Session, repository: Repository, version: Version) -> VersionState:
-    """``VersionState`` of a version already found (three small queries)."""
+def state_of(
+    session: Session, repository: Repository, version: Version, *, results: bool = True
+) -> VersionState:
+    """``VersionState`` of a version already found (three small queries; two without
+    ``results``, whose ``has_results`` is then ``False``)."""
     connection = session.connection()
     aliases = list(connection.execute(_ALIAS_NAMES, {"version_id": version.id}).scalars())
-    has_results = connection.execute(_RESULT_EXISTS, {"version_id": version.id}).first() is not None
+    has_results = results and (
+        connection.execute(_RESULT_EXISTS, {"version_id": version.id}).first() is not None
+    )
     repo_id = f"{repository.namespace}/{repository.name}"
     return VersionState(
         repository=repository,

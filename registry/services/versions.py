@@ -15,7 +15,7 @@ from registry.tables import Repository, Version
 
 
 def version_out(session: Session, repository: Repository, row: Version) -> VersionOut:
-    return version_out_of(session, state_of(session, repository, row))
+    return version_out_of(session, state_of(session, repository, row, results=False))
 
 
 def version_out_of(session: Session, state: VersionState) -> VersionOut:
