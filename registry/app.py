@@ -113,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HeaderLimitMiddleware, max_bytes=settings.max_header_bytes)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
-    app.include_router(api_router, dependencies=[Depends(authorize)])
-    app.include_router(hub_router, dependencies=[Depends(authorize)])
+    api_router.mount(app, dependencies=[Depends(authorize)])
+    hub_router.mount(app, dependencies=[Depends(authorize)])
     mount_console(app)
     return app

@@ -3,6 +3,9 @@ card rendered to safe HTML, and the values the audit filters offer."""
 
 from __future__ import annotations
 
+import re
+import threading
+from collections import OrderedDict
 from functools import cache
 from typing import Any
 
@@ -26,7 +29,15 @@ from registry.validation import MODEL_CARD
 MAX_FACETS = 500
 """Distinct values per audit filter; a log with more actors than this is searched by typing."""
 
-_DELIMITER = "---"
+_DELIMITER_LINE = re.compile(r"^---[^\S\n]*$", re.MULTILINE)
+"""A line that is ``---`` followed by nothing but spaces (``\r`` included)."""
+MAX_RENDERED_CHARS = 1_000_000
+"""Characters of a card body that the console renders; the rest is left out with a note
+saying to download the card (a body up to LORRY_MAX_METADATA_FILE_BYTES, 16 MiB, is
+accepted, and rendering one that size takes seconds of server CPU)."""
+RENDERED_CACHE_CHARS = 16_000_000
+"""Rendered cards one process keeps, by the card's sha256 (its content never changes), in
+characters of HTML."""
 
 
 def who_am_i(session: Session, principal: Principal, settings: Settings) -> WhoAmI:
@@ -53,13 +64,56 @@ def _markdown() -> MarkdownIt:
 
 def card_body(text: str) -> str:
     """The Markdown after the YAML front matter (the block ``parse_model_card`` reads)."""
-    lines = text.removeprefix("\ufeff").split("\n")
-    if not lines or lines[0].removesuffix("\r").rstrip() != _DELIMITER:
-        return text.removeprefix("\ufeff")
-    for index in range(1, len(lines)):
-        if lines[index].removesuffix("\r").rstrip() == _DELIMITER:
-            return "\n".join(lines[index + 1 :])
-    return ""
+    text = text.removeprefix("\ufeff")
+    opening = _DELIMITER_LINE.match(text)
+    if opening is None:
+        return text
+    closing = _DELIMITER_LINE.search(text, opening.end() + 1)
+    if closing is None or opening.end() >= len(text):
+        return ""
+    return text[closing.end() + 1 :]
+
+
+def bounded_body(body: str) -> str:
+    """``body`` up to ``MAX_RENDERED_CHARS`` (cut at a line end), with a note when cut."""
+    if len(body) <= MAX_RENDERED_CHARS:
+        return body
+    cut = body.rfind("\n", 0, MAX_RENDERED_CHARS)
+    shown = body[: cut if cut > 0 else MAX_RENDERED_CHARS]
+    return (
+        f"{shown}\n\n---\n\n*The console shows the first {len(shown):,} characters of this "
+        f"card ({len(body):,} in all): download {MODEL_CARD} to read the rest.*\n"
+    )
+
+
+class _RenderedCards:
+    """Rendered card bodies by the card's sha256, least recently used out first."""
+
+    def __init__(self, capacity_chars: int) -> None:
+        self.capacity_chars = capacity_chars
+        self._entries: OrderedDict[str, str] = OrderedDict()
+        self._chars = 0
+        self._lock = threading.Lock()
+
+    def get(self, sha256: str) -> str | None:
+        with self._lock:
+            html = self._entries.get(sha256)
+            if html is not None:
+                self._entries.move_to_end(sha256)
+            return html
+
+    def put(self, sha256: str, html: str) -> None:
+        with self._lock:
+            if sha256 in self._entries or len(html) > self.capacity_chars:
+                return
+            self._entries[sha256] = html
+            self._chars += len(html)
+            while self._chars > self.capacity_chars:
+                _, dropped = self._entries.popitem(last=False)
+                self._chars -= len(dropped)
+
+
+_RENDERED = _RenderedCards(RENDERED_CACHE_CHARS)
 
 
 def render_markdown(body: str) -> str:
@@ -90,20 +144,24 @@ def rendered_card(
             f"LORRY_MAX_METADATA_FILE_BYTES ({settings.max_metadata_file_bytes}); download "
             f"{MODEL_CARD} instead"
         )
-    data = store.read_bytes(entry.sha256, 0, entry.size)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidModelCard(
-            f"{MODEL_CARD} of {repo_id}@{version.number} is not UTF-8 text ({exc}); "
-            "download it to read it"
-        ) from None
+    html = _RENDERED.get(entry.sha256)
+    if html is None:
+        data = store.read_bytes(entry.sha256, 0, entry.size)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidModelCard(
+                f"{MODEL_CARD} of {repo_id}@{version.number} is not UTF-8 text ({exc}); "
+                "download it to read it"
+            ) from None
+        html = render_markdown(bounded_body(card_body(text)))
+        _RENDERED.put(entry.sha256, html)
     return RenderedCard(
         repository=repo_id,
         version=version.number,
         path=MODEL_CARD,
         front_matter=version.card,
-        html=render_markdown(card_body(text)),
+        html=html,
     )
 
 

@@ -19,7 +19,6 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from registry.errors import (
@@ -44,6 +43,13 @@ from registry.services.evals import card_with_results
 from registry.services.names import repository_id
 from registry.services.refs import find_version, resolve_ref
 from registry.services.repositories import find_repository
+from registry.services.version_reads import (
+    FileRow,
+    VersionState,
+    state_of,
+    version_files,
+    version_state,
+)
 from registry.services.versions import VersionFileRef
 from registry.tables import Alias, Repository, Version, VersionFile
 
@@ -168,28 +174,15 @@ def _empty_model_info(repository: Repository) -> HubModelInfo:
     )
 
 
-_VERSION_FILES = select(VersionFile).where(col(VersionFile.version_id) == bindparam("version_id"))
-_VERSION_ALIASES = (
-    select(col(Alias.name))
-    .where(col(Alias.version_id) == bindparam("version_id"))
-    .order_by(col(Alias.name))
-)
-"""Built once: see ``registry.services.refs``."""
-
-
 def _version_files(
     session: Session, version: Version, *, exports: bool = False
-) -> list[VersionFile]:
+) -> list[FileRow | VersionFile]:
     """The version's files, by path; with its exports when ``exports``."""
-    files = list(session.exec(_VERSION_FILES, params={"version_id": version.id}).all())
+    files: list[FileRow | VersionFile] = list(version_files(session, version).files)
     if exports:
         files += derived_files(session, version)
-    return sorted(files, key=lambda row: row.path)
-
-
-def _version_aliases(session: Session, version: Version) -> list[str]:
-    rows = session.connection().execute(_VERSION_ALIASES, {"version_id": version.id})
-    return list(rows.scalars())
+        files.sort(key=lambda row: row.path)
+    return files
 
 
 def _tags(repository: Repository, version: Version) -> list[str]:
@@ -203,29 +196,12 @@ def _tags(repository: Repository, version: Version) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-def model_info(session: Session, namespace: str, name: str, revision: str) -> HubModelInfo:
-    empty = empty_at_main(session, namespace, name, revision)
-    if empty is not None:
-        return _empty_model_info(empty)
-    resolved = resolve_revision(session, namespace, name, revision)
-    repository, version = resolved.repository, resolved.version
-    card = card_with_results(session, dict(version.card), resolved.repo_id, version)
-    library = card.get("library_name")
-    pipeline = card.get("pipeline_tag")
-    return HubModelInfo(
-        id=resolved.repo_id,
-        modelId=resolved.repo_id,
-        author=repository.namespace,
-        sha=resolved.commit,
-        lastModified=hub_timestamp(version.created_at),
-        createdAt=hub_timestamp(repository.created_at),
-        library_name=str(library)
-        if library
-        else ("peft" if version.kind == "adapter" else "transformers"),
-        pipeline_tag=str(pipeline) if pipeline else None,
-        tags=_tags(repository, version),
-        cardData=card,
-        siblings=[
+def _siblings(session: Session, version: Version) -> list[HubSibling]:
+    """The version's files as Hub siblings, computed once per digest (``version_reads``)."""
+    files = version_files(session, version)
+    siblings: list[HubSibling] | None = files.derived.get("hub_siblings")
+    if siblings is None:
+        siblings = [
             HubSibling(
                 rfilename=f.path,
                 size=f.size,
@@ -234,13 +210,57 @@ def model_info(session: Session, namespace: str, name: str, revision: str) -> Hu
                     sha256=f.sha256, size=f.size, pointerSize=lfs_pointer_size(f.sha256, f.size)
                 ),
             )
-            for f in _version_files(session, version)
-        ],
+            for f in files.files
+        ]
+        files.derived["hub_siblings"] = siblings
+    return siblings
+
+
+def _revision_state(session: Session, namespace: str, name: str, revision: str) -> VersionState:
+    """``resolve_revision`` with the version's aliases and whether it has results: one query
+    for a revision other than ``main`` (``registry.services.version_reads``)."""
+    if revision == MAIN:
+        resolved = resolve_revision(session, namespace, name, revision)
+        return state_of(session, resolved.repository, resolved.version)
+    try:
+        return version_state(session, namespace, name, revision)
+    except InvalidReference:
+        raise
+    except InvalidInput as exc:
+        raise RepositoryNotFound(exc.message) from exc
+
+
+def model_info(session: Session, namespace: str, name: str, revision: str) -> HubModelInfo:
+    empty = empty_at_main(session, namespace, name, revision)
+    if empty is not None:
+        return _empty_model_info(empty)
+    state = _revision_state(session, namespace, name, revision)
+    repository, version = state.repository, state.version
+    repo_id = repository_id(repository.namespace, repository.name)
+    card = dict(version.card)
+    if state.has_results:
+        card = card_with_results(session, card, repo_id, version)
+    library = card.get("library_name")
+    pipeline = card.get("pipeline_tag")
+    return HubModelInfo(
+        id=repo_id,
+        modelId=repo_id,
+        author=repository.namespace,
+        sha=version.digest[:40],
+        lastModified=hub_timestamp(version.created_at),
+        createdAt=hub_timestamp(repository.created_at),
+        library_name=str(library)
+        if library
+        else ("peft" if version.kind == "adapter" else "transformers"),
+        pipeline_tag=str(pipeline) if pipeline else None,
+        tags=_tags(repository, version),
+        cardData=card,
+        siblings=_siblings(session, version),
         usedStorage=version.size,
         lorry={
             "version": version.number,
             "digest": f"sha256:{version.digest}",
-            "aliases": _version_aliases(session, version),
+            "aliases": state.aliases,
             "kind": version.kind,
             "main_alias": repository.main_alias,
         },
@@ -271,7 +291,7 @@ def _directory_entry(
     )
 
 
-def _file_entry(row: VersionFile, last_commit: HubLastCommit | None) -> HubTreeEntry:
+def _file_entry(row: FileRow | VersionFile, last_commit: HubLastCommit | None) -> HubTreeEntry:
     return HubTreeEntry(
         type="file",
         oid=git_blob_id(row.sha256, row.size),
@@ -306,7 +326,7 @@ def list_tree(
     prefix = path.strip("/")
     files = _version_files(session, resolved.version)
     directories: set[str] = set()
-    listed: list[VersionFile] = []
+    listed: list[FileRow | VersionFile] = []
     for row in files:
         if prefix and not row.path.startswith(f"{prefix}/"):
             continue
@@ -369,7 +389,9 @@ def find_hub_file(session: Session, namespace: str, name: str, revision: str, pa
         )
     resolved = resolve_revision(session, namespace, name, revision)
     version = resolved.version
-    row = session.get(VersionFile, (version.id, path)) or derived_file(session, version, path)
+    row: FileRow | VersionFile | None = version_files(session, version).by_path.get(path)
+    if row is None:
+        row = derived_file(session, version, path)
     if row is None:
         raise FileNotFound(
             f"version {version.number} of {resolved.repo_id} (revision {revision!r}) has no file "

@@ -34,9 +34,9 @@ from registry.validation import (
     generate_model_card,
     load_model_card,
     parse_model_card,
-    validate_adapter,
     validate_model,
 )
+from registry.validation.adapter import validate_adapter_tensors
 from registry.validation.base_model_names import card_with_usable_base
 from registry.validation.nonfinite import adapter_nonfinite_tensors
 from registry.validation.trainer_state import TRAINER_STATE_KEY, scan_trainer_state
@@ -239,9 +239,10 @@ def _validate(
     _check_blobs(store, entries)
     metadata: dict[str, Any] = {}
     if request.kind == "adapter":
-        metadata = validate_adapter(entries, store.read_bytes, settings).to_dict()
+        validated, tensors = validate_adapter_tensors(entries, store.read_bytes, settings)
+        metadata = validated.to_dict()
         metadata["nonfinite_tensors"] = adapter_nonfinite_tensors(
-            entries, store.read_bytes, store.open_range, settings
+            entries, store.read_bytes, store.open_range, settings, tensors
         )
     else:
         metadata = validate_model(entries, store.read_bytes, settings)

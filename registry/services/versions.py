@@ -4,35 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from registry.schemas.repos import FileEntry, VersionList, VersionOut
-from registry.services.access_log import version_downloads
 from registry.services.names import repository_id
-from registry.services.refs import find_version
 from registry.services.repositories import find_repository
-from registry.tables import Alias, Repository, Version, VersionFile
-
-_FILES = (
-    select(VersionFile)
-    .where(col(VersionFile.version_id) == bindparam("version_id"))
-    .order_by(col(VersionFile.path))
-)
-_ALIASES = (
-    select(col(Alias.name))
-    .where(col(Alias.version_id) == bindparam("version_id"))
-    .order_by(col(Alias.name))
-)
-"""Built once: see ``registry.services.refs``."""
+from registry.services.version_reads import VersionState, state_of, version_files, version_state
+from registry.tables import Repository, Version
 
 
 def version_out(session: Session, repository: Repository, row: Version) -> VersionOut:
-    files = session.exec(_FILES, params={"version_id": row.id}).all()
-    aliases = session.connection().execute(_ALIASES, {"version_id": row.id}).scalars().all()
-    repo_id = repository_id(repository.namespace, repository.name)
+    return version_out_of(session, state_of(session, repository, row, results=False))
+
+
+def version_out_of(session: Session, state: VersionState) -> VersionOut:
+    repository, row = state.repository, state.version
+    files = version_files(session, row).files
     return VersionOut(
-        repository=repo_id,
+        repository=repository_id(repository.namespace, repository.name),
         version=row.number,
         digest=f"sha256:{row.digest}",
         commit=row.digest[:40],
@@ -44,9 +34,9 @@ def version_out(session: Session, repository: Repository, row: Version) -> Versi
         files=[FileEntry(path=f.path, sha256=f.sha256, size=f.size) for f in files],
         metadata=row.adapter_metadata,
         card=row.card,
-        aliases=list(aliases),
+        aliases=state.aliases,
         lineage=row.lineage,
-        downloads=version_downloads(session, repo_id, row.number),
+        downloads=state.downloads,
     )
 
 
@@ -67,7 +57,8 @@ def list_versions(
 
 
 def get_version(session: Session, namespace: str, name: str, ref: str) -> VersionOut:
-    return version_out(session, *find_version(session, namespace, name, ref))
+    """One query on the hot path (``registry.services.version_reads``)."""
+    return version_out_of(session, version_state(session, namespace, name, ref))
 
 
 @dataclass(frozen=True)

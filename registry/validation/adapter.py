@@ -176,7 +176,16 @@ def _check_module(
 def validate_adapter(
     entries: Sequence[ManifestEntry], read: BlobReader, settings: Settings
 ) -> AdapterMetadata:
-    """Check the PEFT LoRA adapter of a manifest and return its metadata.
+    """Check the PEFT LoRA adapter of a manifest and return its metadata
+    (``validate_adapter_tensors`` without the header)."""
+    return validate_adapter_tensors(entries, read, settings)[0]
+
+
+def validate_adapter_tensors(
+    entries: Sequence[ManifestEntry], read: BlobReader, settings: Settings
+) -> tuple[AdapterMetadata, dict[str, TensorInfo]]:
+    """Check the PEFT LoRA adapter of a manifest; its metadata and the tensors of its
+    safetensors header, parsed once for whoever reads them next (the non-finite check).
 
     Call ``check_manifest`` first; this reads ``adapter_config.json`` and the header of
     ``adapter_model.safetensors`` through ``read`` (never the tensor data).
@@ -217,9 +226,10 @@ def validate_adapter(
     for module in sorted(by_module):
         _check_module(module, by_module[module], config, targets, budget)
         modules[module] = {kind: list(info.shape) for kind, info in by_module[module].items()}
-    return AdapterMetadata(
+    metadata = AdapterMetadata(
         **config,
         parameter_count=sum(info.numel for info in tensors.values()),
         dtypes=sorted({info.dtype for info in tensors.values()}),
         modules={m: dict(sorted(shapes.items())) for m, shapes in modules.items()},
     )
+    return metadata, tensors

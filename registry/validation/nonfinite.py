@@ -101,9 +101,13 @@ def adapter_nonfinite_tensors(
     read: Callable[[str, int, int], bytes],
     read_range: RangeReader,
     settings: Settings,
+    tensors: Mapping[str, TensorInfo] | None = None,
 ) -> list[str]:
-    """``find_nonfinite_tensors`` of a validated adapter's ``adapter_model.safetensors``."""
+    """``find_nonfinite_tensors`` of a validated adapter's ``adapter_model.safetensors``;
+    ``tensors``: its header as validation parsed it (else it is read and parsed here)."""
     weights = next(entry for entry in entries if entry.path == ADAPTER_WEIGHTS)
+    if tensors is not None:
+        return find_nonfinite_tensors(read, read_range, weights.sha256, tensors)
     tensors = read_safetensors_header(
         read,
         weights.sha256,

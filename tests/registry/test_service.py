@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def test_openapi_documents_the_api(sqlite_client: TestClient) -> None:
 
 @pytest.mark.postgres
 def test_lost_database_gives_503_and_readyz_names_it(
-    fresh_postgres_url: str, postgres_url: str, tmp_path: Path
+    fresh_postgres_url: str, postgres_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = Settings(home=tmp_path, database_url=fresh_postgres_url)
     db.upgrade(settings)
@@ -84,10 +85,15 @@ def test_lost_database_gives_503_and_readyz_names_it(
         assert response.status_code == 503
         assert response.json()["code"] == "database_unavailable"
         assert "LORRY_DATABASE_URL" in response.json()["message"]
-        ready = client.get("/readyz")
+        with caplog.at_level(logging.ERROR, logger="registry.services.health"):
+            ready = client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["checks"]["database"].startswith("unavailable")
         assert ready.json()["checks"]["blob_store"] == "ok"
+        # The driver's message (naming the database) is logged, never shown to the caller.
+        assert name is not None and name not in ready.text
+        assert "psycopg" not in ready.text and "OperationalError" not in ready.text
+        assert name in caplog.text
 
 
 @pytest.mark.postgres

@@ -23,6 +23,7 @@ an error; ``{own_commit}``, ``{own_job}``, ``{foreign_job}``, ... in a URL are f
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Iterator
@@ -131,7 +132,10 @@ ROUTES: dict[str, list[Call]] = {
         ok("/api/v1/audit/facets?kind=mutation"),
     ],
     "GET /api/v1/audit/verify": [refused("/api/v1/audit/verify", 403)],  # read on * only
-    "HEAD /api/v1/blobs/sha256/{sha256}": [ok("/api/v1/blobs/sha256/{own_blob}")],
+    "HEAD /api/v1/blobs/sha256/{sha256}": [
+        ok("/api/v1/blobs/sha256/{own_blob}"),
+        refused("/api/v1/blobs/sha256/{foreign_blob}", 404),
+    ],
     "GET /api/v1/tokens": [refused("/api/v1/tokens", 403)],
     "GET /api/v1/policies": [ok("/api/v1/policies")],
     "GET /api/v1/gc": [refused("/api/v1/gc", 403)],
@@ -367,12 +371,16 @@ def world(client: TestClient, adapter_files: dict[str, bytes]) -> World:
         response = client.post(f"{API}/policies", json=rule, headers=admin)
         assert response.status_code == 201, response.text
     first = own["first"]
+    # ``ns.txt`` of ACME/sql-gen holds b"ACME": a blob that only ACME references, stored.
+    foreign_blob = hashlib.sha256(LOOK_ALIKES[0].encode()).hexdigest()
+    assert client.head(f"{API}/blobs/sha256/{foreign_blob}", headers=admin).status_code == 200
     world.own.update(
         own_commit=first["digest"].removeprefix("sha256:")[:40],
         own_job=own_job["id"],
         own_hook=str(own["hook"]),
         own_deployment=str(own["deployment"]),
         own_blob=next(f["sha256"] for f in first["files"] if f["path"] == "adapter_config.json"),
+        foreign_blob=foreign_blob,
     )
     client.app.state.access_log.flush()  # type: ignore[attr-defined]  # the pulls, now
     return world

@@ -4,17 +4,23 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from registry.api.deps import BlobStoreDep, SettingsDep
+from registry.api.access import VisibilityDep
+from registry.api.deps import BlobStoreDep, SessionDep, SettingsDep
 from registry.errors import InvalidInput
 from registry.schemas.repos import BlobInfo
 from registry.services import blobs
+from registry.services.blob_visibility import visible_blob_size
 
 router = APIRouter(prefix="/blobs/sha256", tags=["blobs"])
 
 
 @router.head("/{sha256}", response_class=Response)
-async def head_blob(store: BlobStoreDep, sha256: str) -> Response:
-    size = await run_in_threadpool(blobs.blob_size, store, sha256)
+async def head_blob(
+    session: SessionDep, store: BlobStoreDep, visibility: VisibilityDep, sha256: str
+) -> Response:
+    """Whether the blob is stored, for a blob that a version the caller may read references
+    (``registry.services.blob_visibility``)."""
+    size = await run_in_threadpool(visible_blob_size, session, store, visibility, sha256)
     return Response(status_code=200, headers={"Content-Length": str(size)})
 
 
