@@ -72,6 +72,10 @@ class TopSet:
         self._portable = portable
         self._ordered = portable
         self._seen = torch.zeros((), dtype=torch.int64, device=device)
+        # CPU: tied elements at flat positions below ``_cutoff`` are in the set.
+        self._cutoff: int | None = None
+        self._at_least = -1.0
+        self._above = -1.0
 
     def _settle(self, bits: torch.Tensor, above: torch.Tensor, ties: torch.Tensor) -> None:
         self.threshold = bits.to(torch.int32)
@@ -79,10 +83,34 @@ class TopSet:
         if not self._ordered:
             # On CPU one look decides whether the ordered path is needed at all.
             self._ordered = bool((self.quota < ties) & (self.threshold != 0))
+            threshold = int(self.threshold)
+            self._above = _as_float(threshold)
+            self._at_least = _as_float(threshold - 1) if threshold > 0 else -1.0
 
     def start_pass(self) -> None:
         """Call before each pass over the module: ties are counted in module order."""
         self._seen.zero_()
+
+    def shrink_(self, block: torch.Tensor, start: int) -> torch.Tensor:
+        """Zero (as +0) the elements of ``block`` (rows from ``start``) not in the set, in place.
+
+        CPU only (not ``portable``): one vectorised float pass, ``hardshrink`` at the
+        float just below the threshold (keeps ``|x| >= t``) or at it (keeps ``|x| > t``),
+        split at the flat position of the last tied element the quota keeps.
+        """
+        if self.everything:
+            return block
+        if self.nothing:
+            return block.zero_()
+        flat = block.view(-1)
+        first = start * block.shape[1]
+        split = flat.numel() if self._cutoff is None else self._cutoff - first
+        split = max(0, min(flat.numel(), split))
+        if split:
+            torch.hardshrink(flat[:split], self._at_least, out=flat[:split])
+        if split < flat.numel():
+            torch.hardshrink(flat[split:], self._above, out=flat[split:])
+        return block
 
     def keep(self, bits: torch.Tensor) -> torch.Tensor:
         """A bool mask of the elements of this block (in module order) that are in the set."""
@@ -126,6 +154,9 @@ def select_top(
     pending = [item for item in sets if not (item.everything or item.nothing)]
     if not pending:
         return sets
+    if not portable:
+        _select_on_cpu(pending, device, blocks)
+        return sets
     high = torch.zeros(_HIGH + 1, dtype=torch.int64, device=device)
     for _, _, bits in blocks():
         _add_counts(high, bits >> 16, None, portable)
@@ -140,3 +171,67 @@ def select_top(
         low_index, above_low = _bin_of_rank(hist[:_LOW], item.k - above_bin)
         item._settle((bin_index << 16) | low_index, above_bin + above_low, hist[low_index])
     return sets
+
+
+def _as_float(bits: int) -> float:
+    """The float32 whose bit pattern is ``bits``, as a Python float (exact)."""
+    return float(torch.tensor(bits, dtype=torch.int32).view(torch.float32))
+
+
+def _select_on_cpu(pending: list[TopSet], device: torch.device, blocks: BitBlocks) -> None:
+    """The two histogram passes with in-place integer kernels and ``bincount``.
+
+    The second pass counts ``bits - (bin << 16)`` clamped to ``[-1, 2**16]``: every
+    element outside the bin lands in one of the two end counts, so no boolean mask
+    or gather is formed (those are unvectorised on CPU).
+    """
+    keys = torch.empty(0, dtype=torch.int32, device=device)
+
+    def keyed(bits: torch.Tensor) -> torch.Tensor:
+        nonlocal keys
+        if keys.numel() < bits.numel():
+            keys = torch.empty(bits.numel(), dtype=torch.int32, device=device)
+        return keys[: bits.numel()].view(bits.shape)
+
+    high = torch.zeros(_HIGH, dtype=torch.int64, device=device)
+    for _, _, bits in blocks():
+        shifted = torch.bitwise_right_shift(bits, 16, out=keyed(bits))
+        high.add_(torch.bincount(shifted.view(-1), minlength=_HIGH)[:_HIGH])
+    found = [_bin_of_rank(high, torch.tensor(item.k, device=device)) for item in pending]
+    lows = [torch.zeros(_LOW + 2, dtype=torch.int64, device=device) for _ in pending]
+    for _, _, bits in blocks():
+        for (bin_index, _), hist in zip(found, lows, strict=True):
+            offset = torch.sub(bits, int(bin_index) << 16, out=keyed(bits))
+            offset.clamp_(-1, _LOW).add_(1)
+            hist.add_(torch.bincount(offset.view(-1), minlength=_LOW + 2)[: _LOW + 2])
+    for item, (bin_index, above_bin), hist in zip(pending, found, lows, strict=True):
+        low_index, above_low = _bin_of_rank(hist[1 : _LOW + 1], item.k - above_bin)
+        item._settle((bin_index << 16) | low_index, above_bin + above_low, hist[low_index + 1])
+    ordered = [item for item in pending if item._ordered]
+    if ordered:
+        _locate_ties(ordered, blocks)
+
+
+def _locate_ties(ordered: list[TopSet], blocks: BitBlocks) -> None:
+    """The flat position after the last tied element each set keeps (row-major order).
+
+    Only sets whose threshold is partly tied need it; the pass stops at the block
+    where the last set's quota of tied elements is reached.
+    """
+    seen = [0] * len(ordered)
+    quota = [int(item.quota) for item in ordered]
+    for index, item in enumerate(ordered):
+        if quota[index] <= 0:
+            item._cutoff = 0
+    for start, _, bits in blocks():
+        waiting = [i for i, item in enumerate(ordered) if item._cutoff is None]
+        if not waiting:
+            return
+        first = start * bits.shape[1]
+        for index in waiting:
+            tied = (bits == ordered[index].threshold).view(-1)
+            count = int(tied.sum())
+            if seen[index] + count >= quota[index]:
+                position = int(tied.nonzero()[quota[index] - seen[index] - 1])
+                ordered[index]._cutoff = first + position + 1
+            seen[index] += count

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 
 import torch
 
-from composer.blocks import DeltaSource, block_ranges
+from composer.blocks import DeltaSource, ModuleBuffers, block_ranges, take
 from composer.select import TopSet, magnitude_bits, select_top
 
 __all__ = ["Sparsifier", "make_sparsifier"]
@@ -152,6 +152,8 @@ class _Magnitude(Sparsifier):
 
     def _mask(self, start: int, stop: int, block: torch.Tensor) -> torch.Tensor:
         top, outliers = self._sets
+        if outliers.nothing and block.device.type == "cpu":
+            return top.shrink_(block, start)
         bits = self._abs_bits(block)
         keep = top.keep(bits)
         if not outliers.nothing:
@@ -164,11 +166,18 @@ class _Magnitude(Sparsifier):
 class _Drawn(Sparsifier):
     """A random mask per element, drawn once for the module with ``u < p``."""
 
-    def __init__(self, source: DeltaSource, density: float, epsilon: float | None) -> None:
+    def __init__(
+        self,
+        source: DeltaSource,
+        density: float,
+        epsilon: float | None,
+        buffers: tuple[ModuleBuffers, str] | None,
+    ) -> None:
         super().__init__(source)
         self._density = density
         self._epsilon = epsilon
-        self._dropped = torch.empty(0, dtype=torch.bool, device=source.device)
+        self._buffers = buffers
+        self._kept = torch.empty(0, dtype=torch.bool, device=source.device)
 
     def _probabilities(self, block: torch.Tensor) -> torch.Tensor:
         density, epsilon = self._density, self._epsilon
@@ -186,17 +195,20 @@ class _Drawn(Sparsifier):
 
     def _select(self, generator: torch.Generator | None) -> None:
         shape = self.source.shape
-        self._dropped = torch.empty(shape, dtype=torch.bool, device=self.source.device)
+        store, name = self._buffers if self._buffers is not None else (None, "")
+        self._kept = take(store, name, shape, torch.bool, self.source.device)
         uniform = torch.empty(0, device=self.source.device)
         for start, stop, block in self._blocks():
             if uniform.shape != block.shape:
                 uniform = torch.empty_like(block)
             uniform.uniform_(generator=generator)
-            # u >= p drops exactly what bernoulli's u < p does not keep
-            torch.ge(uniform, self._probabilities(block), out=self._dropped[start:stop])
+            # u < p keeps exactly what bernoulli's u < p keeps
+            torch.lt(uniform, self._probabilities(block), out=self._kept[start:stop])
 
     def _mask(self, start: int, stop: int, block: torch.Tensor) -> torch.Tensor:
-        return block.masked_fill_(self._dropped[start:stop], 0.0)
+        # x * 1 or x * 0 (a signed zero, as mergekit's x * mask): a vectorised multiply,
+        # where masked_fill_ with a bool mask is not vectorised on CPU (5x slower).
+        return block.mul_(self._kept[start:stop])
 
 
 def make_sparsifier(
@@ -205,8 +217,12 @@ def make_sparsifier(
     density: float,
     gamma: float,
     epsilon: float,
+    buffers: tuple[ModuleBuffers, str] | None = None,
 ) -> Sparsifier:
-    """The sparsifier of ``method`` (a mergekit ``SparsificationMethod`` value) for one input."""
+    """The sparsifier of ``method`` (a mergekit ``SparsificationMethod`` value) for one input.
+
+    ``buffers``: where a drawn mask (one byte per element) may live, and its name.
+    """
     numel = source.numel
     if density >= 1:
         return _Keep(source)
@@ -219,11 +235,11 @@ def make_sparsifier(
         bottom = max(0, numel - target - int(gamma * numel))
         return _Magnitude(source, numel - bottom, numel - bottom - target)
     if method == "random":
-        return _Drawn(source, density, None)
+        return _Drawn(source, density, None, buffers)
     if method == "della_magprune":
         if density <= 0:
             return _Drop(source)
         if density + epsilon >= 1 or density - epsilon <= 0:
             raise ValueError("Epsilon must be chosen such that density +/- epsilon is in (0, 1)")
-        return _Drawn(source, density, epsilon)
+        return _Drawn(source, density, epsilon, buffers)
     raise NotImplementedError(method)
