@@ -43,13 +43,13 @@ class DeltaSource:
     def numel(self) -> int:
         return self.shape[0] * self.shape[1]
 
-    def rows(self, start: int, stop: int, out: torch.Tensor) -> torch.Tensor:
-        """Rows ``start:stop`` of the delta, written into ``out`` (float32) and returned."""
+    def rows(self, start: int, stop: int, out: torch.Tensor, step: int = 1) -> torch.Tensor:
+        """Rows ``start:stop:step`` of the delta, written into ``out`` (float32) and returned."""
         if self.dense is not None:
-            return out.copy_(self.dense[start:stop])
+            return out.copy_(self.dense[start:stop:step])
         if self.a is None or self.b is None:
             return out.zero_()
-        torch.mm(self.b[start:stop], self.a, out=out)
+        torch.mm(self.b[start:stop:step], self.a, out=out)
         return out.mul_(self.scale)
 
 

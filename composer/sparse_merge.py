@@ -110,10 +110,11 @@ def _disjoint(
     for index, delta in enumerate(deltas):
         delta.mul_(elected).clamp_(min=0)
         if normalize:
-            if index == 0:
-                torch.sign(delta, out=divisor).mul_(weights[0])
-            else:
-                divisor.add_(torch.sign(delta, out=work.scratch).mul_(weights[index]))
+            share = torch.sign(delta, out=divisor if index == 0 else work.scratch)
+            if weights[index] != 1:
+                share.mul_(weights[index])
+            if index:
+                divisor.add_(share)
         if index:
             mixed.add_(delta)
     mixed.mul_(elected)
@@ -190,7 +191,8 @@ def merge_sparse(
         deltas = []
         for index, (source, sparsifier) in enumerate(zip(sources, sparsifiers, strict=True)):
             block = sparsifier.apply(start, stop, source.rows(start, stop, work.inputs[index]))
-            deltas.append(block.mul_(weights[index]))
+            # x * 1.0 is x, bit for bit (signed zeros and NaNs included)
+            deltas.append(block if config.weights[index] == 1 else block.mul_(weights[index]))
         if config.consensus:
             weight_values = [float(value) for value in config.weights]
             mixed = _disjoint(deltas, weight_values, config.consensus, config.normalize, work)
