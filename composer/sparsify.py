@@ -93,9 +93,10 @@ class Sparsifier(ABC):
     def _mask(self, start: int, stop: int, block: torch.Tensor) -> torch.Tensor: ...
 
 
-def _l1(block: torch.Tensor) -> torch.Tensor:
+def _l1(block: torch.Tensor, scratch: torch.Tensor | None = None) -> torch.Tensor:
     # Per-row float64 sums (one thread each), then the rows in order: a fixed order.
-    return block.abs().sum(dim=1, dtype=torch.float64).sum()
+    magnitudes = block.abs() if scratch is None else torch.abs(block, out=scratch)
+    return magnitudes.sum(dim=1, dtype=torch.float64).sum()
 
 
 def _rescale_ratio(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
@@ -206,17 +207,31 @@ class _Drawn(Sparsifier):
         rank_norm = ((ranks - low) / (high - low)).clamp(0, 1)
         return (density - epsilon) + rank_norm * 2 * epsilon
 
+    def prepare(self, generator: torch.Generator | None, rescale: bool) -> None:
+        """The draws and (with ``rescale``) both L1 norms, in one pass over the delta."""
+        self._draw(generator, rescale)
+
     def _select(self, generator: torch.Generator | None) -> None:
+        self._draw(generator, False)
+
+    def _draw(self, generator: torch.Generator | None, rescale: bool) -> None:
         shape = self.source.shape
         store, name = self._buffers if self._buffers is not None else (None, "")
         self._kept = take(store, name, shape, torch.bool, self.source.device)
         uniform = torch.empty(0, device=self.source.device)
+        before = torch.zeros((), dtype=torch.float64, device=self.source.device)
+        after = torch.zeros_like(before)
         for start, stop, block in self._blocks():
             if uniform.shape != block.shape:
                 uniform = torch.empty_like(block)
             uniform.uniform_(generator=generator)
             # u < p keeps exactly what bernoulli's u < p keeps
             torch.lt(uniform, self._probabilities(block), out=self._kept[start:stop])
+            if rescale:
+                before += _l1(block, uniform)
+                after += _l1(self._mask(start, stop, block), uniform)
+        if rescale:
+            self.ratio = _rescale_ratio(before, after)
 
     def _mask(self, start: int, stop: int, block: torch.Tensor) -> torch.Tensor:
         # x * 1 or x * 0 (a signed zero, as mergekit's x * mask): a vectorised multiply
