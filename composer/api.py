@@ -11,6 +11,7 @@ from typing import Any, Literal
 import torch
 
 from composer.adapters import AdapterInfo, FactorReader, read_adapter
+from composer.blocks import ModuleBuffers
 from composer.card import InputRecord, ModuleRecord, recipe_document, render_card
 from composer.compute import module_delta, module_factors
 from composer.errors import DeviceUnavailable, IncompatibleInputs, InvalidBaseModel
@@ -227,9 +228,10 @@ def _compose_adapter(
     recipe, total = plan.recipe, len(plan.modules)
     factors: dict[str, LowRankFactors] = {}
     records = []
+    buffers = ModuleBuffers()
     with torch.no_grad(), FactorReader(plan.adapters, plan.device) as reader:
         for done, (name, shape) in enumerate(plan.modules.items(), start=1):
-            item = module_factors(plan.method, reader, name, shape, recipe, plan.device)
+            item = module_factors(plan.method, reader, name, shape, recipe, plan.device, buffers)
             factors[name] = LowRankFactors(a=item.a.cpu(), b=item.b.cpu(), error=item.error)
             records.append(ModuleRecord(name, shape, item.rank, item.error, _inputs_of(plan, name)))
             logger.debug("module %s: rank %d, error %.3e", name, item.rank, item.error)

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 
 from composer.adapters import FactorReader
-from composer.blocks import DeltaSource
+from composer.blocks import DeltaSource, ModuleBuffers
 from composer.lowrank import LowRankFactors, RankSpec, reduce_dense, reduce_stacked, stack_factors
 from composer.methods import (
     DeltaMethod,
@@ -75,11 +75,12 @@ def _dense(
     shared: SharedParameters,
     seed: int,
     device: torch.device,
+    buffers: ModuleBuffers | None = None,
 ) -> torch.Tensor:
     sources = [DeltaSource(shape=shape, device=device) for _ in inputs]
     for index, scale, a, b in reader.contributions(module):
         sources[index] = DeltaSource(shape=shape, device=device, a=a, b=b, scale=scale)
-    return method.merge(sources, inputs, shared, seed=module_seed(seed, module))
+    return method.merge(sources, inputs, shared, seed=module_seed(seed, module), buffers=buffers)
 
 
 def module_delta(
@@ -110,8 +111,13 @@ def module_factors(
     shape: tuple[int, int],
     recipe: Recipe,
     device: torch.device,
+    buffers: ModuleBuffers | None = None,
 ) -> LowRankFactors:
-    """Low-rank factors of the method's delta for ``module`` at the recipe's rank."""
+    """Low-rank factors of the method's delta for ``module`` at the recipe's rank.
+
+    ``buffers`` (one per composition) hold the module-sized dense delta of a sparse
+    method from one module to the next; the factors returned never alias them.
+    """
     inputs, shared = input_parameters(recipe), shared_parameters(recipe)
     spec: RankSpec = recipe.output.effective_rank
     if isinstance(method, LowRankMethod):
@@ -119,6 +125,6 @@ def module_factors(
         return reduce_stacked(a_s, b_s, spec)
     assert isinstance(method, DeltaMethod)
     seed = recipe.parameters.seed
-    delta = _dense(method, reader, module, shape, inputs, shared, seed, device)
+    delta = _dense(method, reader, module, shape, inputs, shared, seed, device, buffers)
     svd: Literal["exact", "randomized"] = recipe.output.svd
     return reduce_dense(delta, spec, svd=svd, seed=module_seed(seed + 1, module))

@@ -47,14 +47,22 @@ def randomized_svd(
 
 
 def relative_residual(a: torch.Tensor, b: torch.Tensor, factor_a: torch.Tensor) -> float:
-    """``||A - B @ F||_F / ||A||_F`` (0 for a zero ``A``), summed per row in float64."""
+    """``||A - B @ F||_F / ||A||_F`` (0 for a zero ``A``).
+
+    Block by block into two reused buffers: the float32 squares of ``A`` and of the
+    difference are summed per row in float64 (one thread per row), then rows and
+    blocks in order, so the figure does not depend on the thread count.
+    """
     shape = (int(a.shape[0]), int(a.shape[1]))
     total = torch.zeros((), dtype=torch.float64, device=a.device)
     residual = torch.zeros_like(total)
+    work = torch.empty(0, device=a.device)
     for start, stop in block_ranges(shape, a.device):
         rows = a[start:stop]
-        total += rows.double().square().sum(dim=1).sum()
-        difference = rows - b[start:stop] @ factor_a
-        residual += difference.double().square().sum(dim=1).sum()
+        if work.shape != rows.shape:
+            work = torch.empty_like(rows)
+        total += torch.mul(rows, rows, out=work).sum(dim=1, dtype=torch.float64).sum()
+        difference = torch.sub(rows, torch.mm(b[start:stop], factor_a, out=work), out=work)
+        residual += difference.mul_(difference).sum(dim=1, dtype=torch.float64).sum()
     norm = float(total.sqrt())
     return float(residual.sqrt()) / norm if norm else 0.0

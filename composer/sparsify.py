@@ -37,8 +37,8 @@ from collections.abc import Iterator
 
 import torch
 
-from composer.blocks import DeltaSource, block_ranges
-from composer.select import TopSet, magnitude_bits, select_top
+from composer.blocks import DeltaSource, ModuleBuffers, block_ranges, rows_per_block, take
+from composer.select import SAMPLE_STEP, TopSet, magnitude_bits, select_top
 
 __all__ = ["Sparsifier", "make_sparsifier"]
 
@@ -93,9 +93,10 @@ class Sparsifier(ABC):
     def _mask(self, start: int, stop: int, block: torch.Tensor) -> torch.Tensor: ...
 
 
-def _l1(block: torch.Tensor) -> torch.Tensor:
+def _l1(block: torch.Tensor, scratch: torch.Tensor | None = None) -> torch.Tensor:
     # Per-row float64 sums (one thread each), then the rows in order: a fixed order.
-    return block.abs().sum(dim=1, dtype=torch.float64).sum()
+    magnitudes = block.abs() if scratch is None else torch.abs(block, out=scratch)
+    return magnitudes.sum(dim=1, dtype=torch.float64).sum()
 
 
 def _rescale_ratio(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
@@ -143,8 +144,21 @@ class _Magnitude(Sparsifier):
             for start, stop, block in self._blocks():
                 yield start, stop, self._abs_bits(block)
 
+        def sample() -> Iterator[tuple[int, int, torch.Tensor]]:
+            step = SAMPLE_STEP
+            rows, cols = self.source.shape
+            chunk = max(1, rows_per_block(self.source.shape, self.source.device)) * step
+            buffer = torch.empty(0, device=self.source.device)
+            for start in range(0, rows, chunk):
+                stop = min(rows, start + chunk)
+                shape = (len(range(start, stop, step)), cols)
+                if buffer.shape != shape:
+                    buffer = torch.empty(shape, device=self.source.device)
+                block = self.source.rows(start, stop, buffer, step)
+                yield start, stop, self._abs_bits(block)
+
         source = self.source
-        self._sets = select_top(self._counts, source.numel, source.device, bits)
+        self._sets = select_top(self._counts, source.numel, source.device, bits, sample=sample)
 
     def start_pass(self) -> None:
         for item in self._sets:
@@ -152,6 +166,8 @@ class _Magnitude(Sparsifier):
 
     def _mask(self, start: int, stop: int, block: torch.Tensor) -> torch.Tensor:
         top, outliers = self._sets
+        if outliers.nothing and block.device.type == "cpu":
+            return top.shrink_(block, start)
         bits = self._abs_bits(block)
         keep = top.keep(bits)
         if not outliers.nothing:
@@ -164,11 +180,18 @@ class _Magnitude(Sparsifier):
 class _Drawn(Sparsifier):
     """A random mask per element, drawn once for the module with ``u < p``."""
 
-    def __init__(self, source: DeltaSource, density: float, epsilon: float | None) -> None:
+    def __init__(
+        self,
+        source: DeltaSource,
+        density: float,
+        epsilon: float | None,
+        buffers: tuple[ModuleBuffers, str] | None,
+    ) -> None:
         super().__init__(source)
         self._density = density
         self._epsilon = epsilon
-        self._dropped = torch.empty(0, dtype=torch.bool, device=source.device)
+        self._buffers = buffers
+        self._kept = torch.empty(0, dtype=torch.bool, device=source.device)
 
     def _probabilities(self, block: torch.Tensor) -> torch.Tensor:
         density, epsilon = self._density, self._epsilon
@@ -184,19 +207,37 @@ class _Drawn(Sparsifier):
         rank_norm = ((ranks - low) / (high - low)).clamp(0, 1)
         return (density - epsilon) + rank_norm * 2 * epsilon
 
+    def prepare(self, generator: torch.Generator | None, rescale: bool) -> None:
+        """The draws and (with ``rescale``) both L1 norms, in one pass over the delta."""
+        self._draw(generator, rescale)
+
     def _select(self, generator: torch.Generator | None) -> None:
+        self._draw(generator, False)
+
+    def _draw(self, generator: torch.Generator | None, rescale: bool) -> None:
         shape = self.source.shape
-        self._dropped = torch.empty(shape, dtype=torch.bool, device=self.source.device)
+        store, name = self._buffers if self._buffers is not None else (None, "")
+        self._kept = take(store, name, shape, torch.bool, self.source.device)
         uniform = torch.empty(0, device=self.source.device)
+        before = torch.zeros((), dtype=torch.float64, device=self.source.device)
+        after = torch.zeros_like(before)
         for start, stop, block in self._blocks():
             if uniform.shape != block.shape:
                 uniform = torch.empty_like(block)
             uniform.uniform_(generator=generator)
-            # u >= p drops exactly what bernoulli's u < p does not keep
-            torch.ge(uniform, self._probabilities(block), out=self._dropped[start:stop])
+            # u < p keeps exactly what bernoulli's u < p keeps
+            torch.lt(uniform, self._probabilities(block), out=self._kept[start:stop])
+            if rescale:
+                before += _l1(block, uniform)
+                after += _l1(self._mask(start, stop, block), uniform)
+        if rescale:
+            self.ratio = _rescale_ratio(before, after)
 
     def _mask(self, start: int, stop: int, block: torch.Tensor) -> torch.Tensor:
-        return block.masked_fill_(self._dropped[start:stop], 0.0)
+        # x * 1 or x * 0 (a signed zero, as mergekit's x * mask): a vectorised multiply
+        # by the mask's bytes, where masked_fill_ with a bool mask (or a multiply by
+        # one, converting it) is not vectorised on CPU (3-15x slower).
+        return block.mul_(self._kept[start:stop].view(torch.uint8))
 
 
 def make_sparsifier(
@@ -205,8 +246,12 @@ def make_sparsifier(
     density: float,
     gamma: float,
     epsilon: float,
+    buffers: tuple[ModuleBuffers, str] | None = None,
 ) -> Sparsifier:
-    """The sparsifier of ``method`` (a mergekit ``SparsificationMethod`` value) for one input."""
+    """The sparsifier of ``method`` (a mergekit ``SparsificationMethod`` value) for one input.
+
+    ``buffers``: where a drawn mask (one byte per element) may live, and its name.
+    """
     numel = source.numel
     if density >= 1:
         return _Keep(source)
@@ -219,11 +264,11 @@ def make_sparsifier(
         bottom = max(0, numel - target - int(gamma * numel))
         return _Magnitude(source, numel - bottom, numel - bottom - target)
     if method == "random":
-        return _Drawn(source, density, None)
+        return _Drawn(source, density, None, buffers)
     if method == "della_magprune":
         if density <= 0:
             return _Drop(source)
         if density + epsilon >= 1 or density - epsilon <= 0:
             raise ValueError("Epsilon must be chosen such that density +/- epsilon is in (0, 1)")
-        return _Drawn(source, density, epsilon)
+        return _Drawn(source, density, epsilon, buffers)
     raise NotImplementedError(method)

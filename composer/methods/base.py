@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from composer.blocks import DeltaSource
+from composer.blocks import DeltaSource, ModuleBuffers
 
 __all__ = [
     "DeltaMethod",
@@ -85,8 +85,10 @@ class DeltaMethod(MergeMethod):
         shared: SharedParameters,
         *,
         seed: int,
+        buffers: ModuleBuffers | None = None,
     ) -> torch.Tensor:
         """The merged delta of one module (float32); ``seed`` drives every random draw.
 
-        ``sources[i]`` forms input i's delta a block of rows at a time.
+        ``sources[i]`` forms input i's delta a block of rows at a time. With
+        ``buffers`` the result may live in one of them (valid until their next use).
         """

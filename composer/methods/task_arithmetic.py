@@ -22,7 +22,7 @@ from mergekit.merge_methods.generalized_task_arithmetic import (
 )
 from mergekit.sparsify import SparsificationMethod
 
-from composer.blocks import DeltaSource
+from composer.blocks import DeltaSource, ModuleBuffers
 from composer.methods.base import (
     DeltaMethod,
     InputParameters,
@@ -150,9 +150,10 @@ class SparseTaskArithmetic(DeltaMethod):
         shared: SharedParameters,
         *,
         seed: int,
+        buffers: ModuleBuffers | None = None,
     ) -> torch.Tensor:
         generator = None
         if self.random:
             # One stream per module, as mergekit's global one after manual_seed(seed).
             generator = torch.Generator(device=sources[0].device).manual_seed(seed)
-        return merge_sparse(sources, self.sparse_config(inputs, shared), generator)
+        return merge_sparse(sources, self.sparse_config(inputs, shared), generator, buffers)

@@ -11,6 +11,7 @@ from mergekit.merge_methods import merge_tensors
 from mergekit.sparsify import RescaleNorm
 
 import composer.blocks
+import composer.select
 from composer.blocks import DeltaSource
 from composer.methods import InputParameters, SharedParameters, get_method
 from composer.methods.task_arithmetic import SparseTaskArithmetic
@@ -194,3 +195,29 @@ def test_magnitude_with_many_zeros_keeps_mergekits_values(density: float) -> Non
     ours = _sparsify_one("magnitude_prune", delta, density)
     theirs = mergekit.sparsify.magnitude(delta, density) + 0.0
     assert torch.equal(ours, theirs)
+
+
+@pytest.mark.parametrize("method", ["ties", "magnitude_prune", "breadcrumbs_ties"])
+@pytest.mark.parametrize("skewed", [False, True])
+def test_sampled_threshold_bracket_gives_the_same_bits(
+    method: str, skewed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sampled bracket (large modules on CPU) and its fallback select the same set.
+
+    ``skewed``: the sampled rows (every 16th) are far larger than the rest, so the
+    bracket estimated from them misses the threshold and the two-level select runs.
+    """
+    monkeypatch.setattr(composer.select, "SAMPLE_MIN", 1)
+    generator = torch.Generator().manual_seed(11)
+    deltas = [torch.randn(1024, 512, generator=generator) for _ in range(2)]
+    if skewed:
+        for delta in deltas:
+            delta[::16] *= 1000
+    ours, theirs = _merge_both(method, deltas, SharedParameters(rescale=False))
+    assert torch.equal(ours, theirs)
+    # many exact ties at a non-zero threshold: the same elements as without the sample
+    tied = [_ties_tensor(generator, (1024, 512)), *deltas]
+    sampled, _ = _merge_both(method, tied, SharedParameters(rescale=False))
+    monkeypatch.setattr(composer.select, "SAMPLE_MIN", 1 << 62)
+    assert torch.equal(_merge_both(method, deltas, SharedParameters(rescale=False))[0], ours)
+    assert torch.equal(_merge_both(method, tied, SharedParameters(rescale=False))[0], sampled)
