@@ -81,7 +81,7 @@ def test_a_push_cannot_name_a_blob_that_only_another_namespace_uploaded(
         f"{API}/blobs/sha256/{digest}", headers=acme, params={"namespace": "acme"}
     ).is_success
 
-    counts = row_counts(client)
+    counts, uploads = row_counts(client), _uploads(settings)
     refused = _publish(client, EVIL, adapter_files, evil)
     assert refused.status_code == 422
     body = refused.json()
@@ -89,6 +89,7 @@ def test_a_push_cannot_name_a_blob_that_only_another_namespace_uploaded(
     assert "adapter_model.safetensors" in body["message"]
     assert "upload" in body["message"]
     assert row_counts(client) == counts
+    assert _uploads(settings) == uploads
     assert client.get(f"{API}/repos/{EVIL}/versions/1", headers=evil).status_code == 404
 
     # A blob neither stored nor held is refused the same way: the answer tells nothing.
@@ -172,7 +173,7 @@ def test_a_hub_commit_cannot_name_another_namespaces_blob_and_lfs_asks_for_the_b
     assert created.status_code < 300, created.text
     ndjson = {"Content-Type": "application/x-ndjson", **evil}
 
-    counts = row_counts(client)
+    counts, uploads = row_counts(client), _uploads(settings)
     refused = client.post(
         f"/api/models/{EVIL}/commit/main", content=_lfs_commit(adapter_files), headers=ndjson
     )
@@ -180,6 +181,7 @@ def test_a_hub_commit_cannot_name_another_namespaces_blob_and_lfs_asks_for_the_b
     assert refused.json()["code"] == "blob_not_uploaded"
     assert "was not uploaded to this namespace" in refused.json()["message"]
     assert row_counts(client) == counts
+    assert _uploads(settings) == uploads
 
     # The LFS batch API asks evil for the bytes of a blob that acme's version holds, and
     # tells acme (which holds it) that nothing is to be uploaded: dedup in a namespace.
