@@ -178,10 +178,12 @@ class LorryClient:
 
     # -- blobs -----------------------------------------------------------------------------
 
-    def blob_size(self, sha256: str) -> int | None:
-        """Size of a stored blob, or ``None`` when the registry does not have it."""
+    def blob_size(self, sha256: str, *, namespace: str | None = None) -> int | None:
+        """Size of a stored blob, or ``None`` when the registry does not have it (with
+        ``namespace``: when that namespace does not hold it, and a push there must upload it)."""
+        params = {"namespace": namespace} if namespace is not None else None
         try:
-            response = self._http.head(f"{API_PREFIX}/blobs/sha256/{sha256}")
+            response = self._http.head(f"{API_PREFIX}/blobs/sha256/{sha256}", params=params)
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from exc
         if response.status_code == 404:
@@ -190,11 +192,19 @@ class LorryClient:
             raise _error_from_response(response)
         return int(response.headers.get("Content-Length", "0"))
 
-    def put_blob(self, sha256: str, size: int, body: Iterable[bytes]) -> dict[str, Any]:
-        """Upload one blob, streaming ``body`` (``size`` bytes) without buffering it."""
+    def put_blob(
+        self, sha256: str, size: int, body: Iterable[bytes], *, namespace: str | None = None
+    ) -> dict[str, Any]:
+        """Upload one blob, streaming ``body`` (``size`` bytes) without buffering it, for
+        ``namespace`` (which then holds it and may publish versions naming it)."""
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        params = {"namespace": namespace} if namespace is not None else None
         return self._json(
-            "PUT", f"{API_PREFIX}/blobs/sha256/{sha256}", content=body, headers=headers
+            "PUT",
+            f"{API_PREFIX}/blobs/sha256/{sha256}",
+            content=body,
+            headers=headers,
+            params=params,
         )
 
     # -- repositories and versions ---------------------------------------------------------

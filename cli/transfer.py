@@ -279,7 +279,14 @@ def push_directory(
     unique: dict[str, LocalFile] = {}
     for item in files:
         unique.setdefault(item.sha256, item)
-    missing = [item for item in unique.values() if client.blob_size(item.sha256) is None]
+    # Asked and uploaded for the repository's namespace: a version may name only blobs its
+    # namespace holds, whatever other namespaces uploaded (the server stores one copy).
+    namespace = repository.split("/", 1)[0]
+    missing = [
+        item
+        for item in unique.values()
+        if client.blob_size(item.sha256, namespace=namespace) is None
+    ]
     missing_digests = {item.sha256 for item in missing}
     timings["check_s"] = time.perf_counter() - mark
 
@@ -290,6 +297,7 @@ def push_directory(
             item.sha256,
             item.size,
             _file_chunks(item.source, lambda n: progress.advance("upload", n)),
+            namespace=namespace,
         )
     timings["upload_s"] = time.perf_counter() - mark
 

@@ -25,7 +25,8 @@ and a message that says what was wrong and how to fix it. One handler in
     │   ├── DigestMismatch          422 digest_mismatch
     │   ├── InvalidEvalResults      422 invalid_eval_results
     │   ├── InvalidEvalTasks        422 invalid_eval_tasks
-    │   └── MissingBlob             422 missing_blob
+    │   ├── MissingBlob             422 missing_blob
+    │   └── BlobNotUploaded         422 blob_not_uploaded
     ├── TooLarge                    413 too_large
     ├── RangeNotSatisfiable         416 range_not_satisfiable
     ├── Conflict                    409 conflict
@@ -147,6 +148,12 @@ class DigestMismatch(InvalidInput):
 
 class MissingBlob(InvalidInput):
     code = "missing_blob"
+
+
+class BlobNotUploaded(InvalidInput):
+    """A version names a blob that its namespace does not hold (``blob_claims``)."""
+
+    code = "blob_not_uploaded"
 
 
 class InvalidEvalResults(InvalidInput):

@@ -142,6 +142,17 @@ class Blob(SQLModel, table=True):
     created_at: datetime = _timestamp()
 
 
+class BlobUpload(SQLModel, table=True):
+    """A namespace's upload of a blob: the server received and hashed its bytes for that
+    namespace (``registry.services.blob_claims``)."""
+
+    __tablename__ = "blob_uploads"
+
+    namespace: str = Field(sa_column=Column(String(96), primary_key=True))
+    sha256: str = Field(sa_column=Column(String(64), primary_key=True, index=True))
+    created_at: datetime = _timestamp()
+
+
 class Alias(SQLModel, table=True):
     __tablename__ = "aliases"
 

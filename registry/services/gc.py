@@ -18,7 +18,9 @@ A publish re-checks that its blobs exist after inserting their rows
 that reuses an old unreferenced blob (dedup) while gc deletes it fails with
 ``missing_blob`` and uploads again on the next try instead of committing a
 version with a missing file. A blob that a committed version or export
-references is never deleted.
+references is never deleted. The ``blob_uploads`` rows (which namespace uploaded a blob:
+``registry.services.blob_claims``) keep nothing alive: an unreferenced blob past the
+grace period is deleted with its rows, so its namespace has to upload it again.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from registry.schemas.trust import GcBlob, GcReport, GcScratch
 from registry.services.audit import Caller, record_event
 from registry.storage import scratch
 from registry.storage.base import BlobStore
-from registry.tables import Blob, VersionExport, VersionFile, utcnow
+from registry.tables import Blob, BlobUpload, VersionExport, VersionFile, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ def _delete_one(session: Session, store: BlobStore, sha256: str, size: int) -> b
             return False
         store.delete(sha256)
         session.execute(delete(Blob).where(col(Blob.sha256) == sha256))
+        session.execute(delete(BlobUpload).where(col(BlobUpload.sha256) == sha256))
     return True
 
 

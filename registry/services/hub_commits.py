@@ -18,7 +18,7 @@ another is rebuilt on the new head.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,6 +28,7 @@ from registry.config import Settings
 from registry.errors import (
     AliasNotFound,
     BlobNotFound,
+    BlobNotUploaded,
     Conflict,
     FileNotFound,
     InvalidInput,
@@ -37,6 +38,7 @@ from registry.errors import (
 )
 from registry.schemas.repos import FileEntry, PublishRequest
 from registry.services.audit import Caller
+from registry.services.blob_claims import held, sees_everything
 from registry.services.hub import MAIN, find_hub_repository
 from registry.services.hub_ndjson import Content, Line
 from registry.services.names import parse_ref, repository_id
@@ -58,6 +60,8 @@ class _Operation:
     path: str
     sha256: str = ""
     size: int = 0
+    uploaded: bool = False
+    """The commit carried the file's bytes (inline content), so the namespace holds it."""
 
 
 @dataclass
@@ -169,6 +173,7 @@ def _operation(
     content: Content | None,
     store: BlobStore,
     settings: Settings,
+    holds: Callable[[str], bool],
 ) -> _Operation:
     path = _field(value, "path", str, line)
     if key in ("deletedFile", "deletedFolder"):
@@ -188,7 +193,7 @@ def _operation(
                 f"{settings.max_file_bytes} bytes per file (LORRY_MAX_FILE_BYTES)"
             )
         content.store(store)
-        return _Operation("put", path, content.sha256, content.size)
+        return _Operation("put", path, content.sha256, content.size, uploaded=True)
     if key == "lfsFile":
         oid = _field(value, "oid", str, line).lower()
         if value.get("algo", "sha256") != "sha256" or len(oid) != 64:
@@ -196,6 +201,14 @@ def _operation(
         size = value.get("size")
         if size is not None and (not isinstance(size, int) or isinstance(size, bool)):
             raise InvalidInput(f"commit line {line}: lfsFile {path!r} has a non-integer size")
+        if not holds(oid):
+            # Before the store is asked: the answer must not tell whether the blob is stored.
+            raise BlobNotUploaded(
+                f"lfsFile {path!r}: blob sha256:{oid} was not uploaded to this namespace; "
+                "upload the file's bytes first (the LFS batch API or Xet storage, as "
+                "huggingface_hub does), then commit",
+                path=path,
+            )
         return _stored_blob(store, path, oid, size)
     raise InvalidInput(
         f"commit line {line}: unknown operation {key!r}; Lorry takes header, file, lfsFile, "
@@ -265,6 +278,18 @@ def commit(
     repository = find_hub_repository(session, namespace, name)
     repo_id = repository_id(namespace, name)
     parsed: _Commit | None = None
+
+    def holds(oid: str) -> bool:
+        """An lfsFile may name a blob the namespace holds, or bytes this commit carried."""
+        assert parsed is not None
+        if sees_everything(caller.principal):
+            return True
+        if any(op.uploaded and op.sha256 == oid for op in parsed.operations):
+            return True
+        found = held(session, namespace, [oid])
+        session.rollback()
+        return bool(found)
+
     for item in lines:
         key, value, number = item.key, item.value, item.number
         if parsed is None:
@@ -276,7 +301,8 @@ def commit(
             )
             session.rollback()  # release the read before files are stored
             continue
-        parsed.operations.append(_operation(key, value, number, item.content, store, settings))
+        operation = _operation(key, value, number, item.content, store, settings, holds)
+        parsed.operations.append(operation)
     if parsed is None:
         raise InvalidInput("the commit is empty; send a header line and operations")
     for _ in range(_ATTEMPTS):
@@ -329,5 +355,6 @@ def _publish(
         repository.name,
         request,
         precondition=unchanged_head,
+        uploaded={op.sha256 for op in parsed.operations if op.uploaded},
     )
     return CommitResult(commit=version.commit, version=version.version, created=True)

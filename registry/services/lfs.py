@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from math import ceil
 
+from sqlmodel import Session
+
 from registry.config import Settings
 from registry.errors import BlobNotFound, DigestMismatch, InvalidInput
 from registry.schemas.lfs import (
@@ -23,6 +25,7 @@ from registry.schemas.lfs import (
     LfsObjectAnswer,
     LfsObjectError,
 )
+from registry.services.blob_claims import held
 from registry.services.blobs import check_sha256
 from registry.services.upload_modes import LFS_ORIGIN
 from registry.services.upload_urls import UploadGrant, new_grant
@@ -44,14 +47,21 @@ def xet_unavailable_message() -> str:
 
 
 def batch(
+    session: Session,
     store: BlobStore,
     settings: Settings,
+    namespace: str,
+    everything: bool,
     request: LfsBatchRequest,
     url_for: UrlFor,
     verify_href: str,
 ) -> LfsBatchResponse:
-    """Upload instructions for each object: nothing for a blob already stored, else a
-    multipart or basic upload to signed URLs and a ``verify`` call."""
+    """Upload instructions for each object: nothing for a blob that ``namespace`` holds
+    (``registry.services.blob_claims``) and that is stored, else a multipart or basic upload
+    to signed URLs (for ``namespace``) and a ``verify`` call. A blob stored for another
+    namespace only is uploaded again: the answer says nothing of other namespaces, and the
+    store keeps one copy. ``everything``: the caller reads every namespace, so any stored
+    blob counts (``registry.services.blob_claims``)."""
     if request.operation != "upload":
         raise InvalidInput(
             f"LFS operation {request.operation!r} is not served; download files through "
@@ -63,8 +73,13 @@ def batch(
         raise InvalidInput(
             f"none of the LFS transfers {request.transfers} is served; offer basic or multipart"
         )
+    holding: set[str] | None = None
+    if not everything:
+        holding = held(session, namespace, [item.oid for item in request.objects])
+        session.rollback()
     answers = [
-        _answer(store, settings, request, item, url_for, verify_href) for item in request.objects
+        _answer(store, settings, request, item, url_for, verify_href, namespace, holding)
+        for item in request.objects
     ]
     multipart = any(
         answer.actions and (answer.actions["upload"].header or {}).get("chunk_size")
@@ -80,24 +95,30 @@ def _answer(
     item: LfsObject,
     url_for: UrlFor,
     verify_href: str,
+    namespace: str,
+    holding: set[str] | None,
 ) -> LfsObjectAnswer:
     error = _object_error(item, settings)
     if error is not None:
         return LfsObjectAnswer(oid=item.oid, size=item.size, error=error)
-    if store.exists(item.oid) and store.size(item.oid) == item.size:
+    if (
+        (holding is None or item.oid in holding)
+        and store.exists(item.oid)
+        and store.size(item.oid) == item.size
+    ):
         return LfsObjectAnswer(oid=item.oid, size=item.size)
     ttl = settings.upload_url_ttl_s
     verify = LfsAction(href=verify_href, expires_in=ttl)
     part_size = settings.lfs_part_bytes
     if "multipart" in request.transfers and item.size > part_size:
-        grant = new_grant(item.oid, item.size, part_size, ttl)
+        grant = new_grant(item.oid, item.size, part_size, ttl, namespace)
         header = {"chunk_size": str(part_size)}
         for number in range(1, ceil(item.size / part_size) + 1):
             header[str(number)] = url_for(grant, f"uploads/{grant.upload_id}/parts/{number}")
         complete = url_for(grant, f"complete/{grant.upload_id}")
         upload = LfsAction(href=complete, header=header, expires_in=ttl)
     else:
-        grant = new_grant(item.oid, item.size, 0, ttl)
+        grant = new_grant(item.oid, item.size, 0, ttl, namespace)
         upload = LfsAction(href=url_for(grant, f"uploads/{grant.upload_id}"), expires_in=ttl)
     return LfsObjectAnswer(
         oid=item.oid, size=item.size, actions={"upload": upload, "verify": verify}

@@ -27,6 +27,11 @@ def check_repository_name(namespace: str, name: str) -> None:
             )
 
 
+def check_namespace(namespace: str) -> None:
+    """Refuse a namespace that no repository may have."""
+    check_repository_name(namespace, "name")
+
+
 def _is_hex_digest(text: str) -> bool:
     return len(text) in (40, 64) and _HEX.fullmatch(text) is not None
 

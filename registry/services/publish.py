@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from sqlalchemy import func
@@ -19,6 +19,7 @@ from registry.schemas.repos import FileEntry, PublishRequest, VersionOut
 from registry.services.aliases import point_alias
 from registry.services.audit import VERSION_PUBLISH, Caller, record_event
 from registry.services.base_models import link_base_model
+from registry.services.blob_claims import check_held
 from registry.services.card_evals import CardEvidence, read_card_evidence, record_card_evidence
 from registry.services.names import check_alias_name, check_repository_name, repository_id
 from registry.services.repositories import lock_or_create_repository
@@ -278,6 +279,7 @@ def publish_version(
     *,
     lineage: dict[str, Any] | None = None,
     precondition: Precondition | None = None,
+    uploaded: Collection[str] = (),
 ) -> VersionOut:
     """Validate the pushed manifest and adapter, then commit version N+1 atomically.
 
@@ -285,13 +287,17 @@ def publish_version(
     the repository row (created on first push), the version, its files, blob
     rows, audit events and the optional alias commit together or not at all.
     Identical files to an existing version are refused (409) rather than
-    numbered again: the digest identifies one version of a repository.
+    numbered again: the digest identifies one version of a repository. Every file's blob
+    must be held by ``namespace`` (``registry.services.blob_claims``; a caller who reads
+    every namespace excepted) unless ``uploaded``
+    (digests whose bytes this request carried, or that the server made) names it.
     """
     check_repository_name(namespace, name)
     if request.alias is not None:
         check_alias_name(request.alias)
     entries = [ManifestEntry(path=f.path, sha256=f.sha256, size=f.size) for f in request.files]
     check_manifest(entries, settings)
+    check_held(session, caller.principal, namespace, entries, uploaded)
     # A storage failure (a full disk, S3 gone) is a 503 with no path in it, never a 500;
     # the S3 store translates its own errors, the local disk's surface as OSError.
     with disk_errors("read the version's files or store its model card"):

@@ -4,7 +4,7 @@ huggingface_hub sends the bytes of an LFS upload (``PUT`` of the whole file or o
 each part, then the multipart completion ``POST``) to the URLs the batch answer
 names, without its ``Authorization`` header, as it would to S3. So an upload URL
 carries its own authority: the batch route checks the caller's ``write`` scope on
-the repository, then signs ``(upload id, oid, size, part size, expiry)`` with a
+the repository, then signs ``(upload id, oid, size, part size, expiry, namespace)`` with a
 server key (HMAC-SHA256). An upload route accepts a request only with an unexpired
 signature over exactly these values, and the bytes it receives are stored only if
 they hash to the signed oid, so a URL cannot be reused for other content.
@@ -26,7 +26,8 @@ from registry.errors import Forbidden, StorageUnavailable
 
 _KEY_FILE = "upload-url.key"
 _HEX = re.compile(r"[0-9a-f]+")
-_VERSION = "v1"
+_NAMESPACE = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9._-]{0,95})?")
+_VERSION = "v2"
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,20 @@ class UploadGrant:
     size: int
     part_size: int
     expires_at: int
+    namespace: str = ""
+    """The namespace the batch call was for: the upload gives it the blob
+    (``registry.services.blob_claims``)."""
 
     def _message(self) -> bytes:
-        fields = (_VERSION, self.upload_id, self.oid, self.size, self.part_size, self.expires_at)
+        fields = (
+            _VERSION,
+            self.upload_id,
+            self.oid,
+            self.size,
+            self.part_size,
+            self.expires_at,
+            self.namespace,
+        )
         return "|".join(str(field) for field in fields).encode("ascii")
 
     def sign(self, key: bytes) -> str:
@@ -50,17 +62,18 @@ class UploadGrant:
     def query(self, key: bytes) -> str:
         return (
             f"oid={self.oid}&size={self.size}&part_size={self.part_size}"
-            f"&expires={self.expires_at}&signature={self.sign(key)}"
+            f"&expires={self.expires_at}&namespace={self.namespace}&signature={self.sign(key)}"
         )
 
 
-def new_grant(oid: str, size: int, part_size: int, ttl_s: int) -> UploadGrant:
+def new_grant(oid: str, size: int, part_size: int, ttl_s: int, namespace: str = "") -> UploadGrant:
     return UploadGrant(
         upload_id=secrets.token_hex(16),
         oid=oid,
         size=size,
         part_size=part_size,
         expires_at=int(time.time()) + ttl_s,
+        namespace=namespace,
     )
 
 
@@ -72,6 +85,7 @@ def _well_formed(grant: UploadGrant, signature: str) -> bool:
         and len(grant.oid) == 64
         and _HEX.fullmatch(signature)
         and len(signature) == 64
+        and _NAMESPACE.fullmatch(grant.namespace) is not None
     )
 
 

@@ -37,9 +37,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio.to_thread
+from sqlmodel import Session
 
 from registry.config import Settings
 from registry.errors import Forbidden, InvalidInput, StorageUnavailable, TooLarge
+from registry.services.blob_claims import record_uploads
 from registry.services.xet_format import (
     FileEntry,
     chunk_hash,
@@ -279,10 +281,11 @@ def _rebuild(settings: Settings, directory: Path, entry: FileEntry) -> tuple[Spo
 
 
 def store_shard(
-    store: BlobStore, settings: Settings, namespace: str, name: str, spool: Spool
+    session: Session, store: BlobStore, settings: Settings, namespace: str, name: str, spool: Spool
 ) -> list[str]:
     """Build every file that the spooled shard describes and put it into the blob store
-    when it hashes to the sha256 the shard names; the sha256s stored."""
+    when it hashes to the sha256 the shard names; the sha256s stored, which ``namespace``
+    now holds (``registry.services.blob_claims``): their bytes came in as its xorbs."""
     directory = repository_dir(settings, namespace, name)
     try:
         with spool.path.open("rb") as handle:
@@ -302,6 +305,7 @@ def store_shard(
                 )
             if not store.exists(sha256):
                 store.put_file(built.path, sha256)
+            record_uploads(session, [namespace], sha256)
             stored.append(sha256)
         finally:
             built.discard()

@@ -192,7 +192,8 @@ def test_refused_commits_store_nothing(
         headers={"Content-Type": "application/x-ndjson", **_bearer(writer)},
     )
     assert bad_oid.status_code == 422
-    assert "is not in Lorry's store" in bad_oid.headers["X-Error-Message"]
+    # Not held by acme (and not stored): the same answer as for another namespace's blob.
+    assert "was not uploaded to this namespace" in bad_oid.headers["X-Error-Message"]
     assert row_counts(settings) == counts
     assert (
         version_files(blank_registry.http, REPO, "production").keys()

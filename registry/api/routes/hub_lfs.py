@@ -13,8 +13,9 @@ from typing import Annotated
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
+from sqlmodel import Session
 
-from registry.api.deps import BlobStoreDep, SettingsDep
+from registry.api.deps import BlobStoreDep, PrincipalDep, SessionDep, SettingsDep
 from registry.api.routes.blobs import content_length
 from registry.api.routes.hub import HubRoute
 from registry.schemas.lfs import (
@@ -24,6 +25,7 @@ from registry.schemas.lfs import (
     LfsObject,
 )
 from registry.services import lfs, lfs_uploads
+from registry.services.blob_claims import record_uploads, sees_everything
 from registry.services.names import check_repository_name
 from registry.services.upload_urls import UploadGrant, check_grant, upload_url_key
 
@@ -52,8 +54,9 @@ def _grant(
     part_size: Annotated[int, Query(ge=0)],
     expires: Annotated[int, Query()],
     signature: Annotated[str, Query(max_length=64)],
+    namespace: Annotated[str, Query(max_length=96)] = "",
 ) -> UploadGrant:
-    grant = UploadGrant(upload_id, oid, size, part_size, expires)
+    grant = UploadGrant(upload_id, oid, size, part_size, expires, namespace)
     check_grant(key, grant, signature)
     return grant
 
@@ -68,8 +71,10 @@ def _lfs_json(body: object) -> JSONResponse:
 @router.post("/{namespace}/{name}.git/info/lfs/objects/batch")
 async def lfs_batch(
     request: Request,
+    session: SessionDep,
     store: BlobStoreDep,
     settings: SettingsDep,
+    principal: PrincipalDep,
     key: KeyDep,
     namespace: str,
     name: str,
@@ -84,7 +89,17 @@ async def lfs_batch(
 
     verify_href = f"{base}/{namespace}/{name}.git/info/lfs/objects/verify"
     await anyio.to_thread.run_sync(lfs_uploads.sweep_stale_spools, settings)
-    answer = await anyio.to_thread.run_sync(lfs.batch, store, settings, body, url_for, verify_href)
+    answer = await anyio.to_thread.run_sync(
+        lfs.batch,
+        session,
+        store,
+        settings,
+        namespace,
+        sees_everything(principal),
+        body,
+        url_for,
+        verify_href,
+    )
     return _lfs_json(answer.model_dump(exclude_none=True))
 
 
@@ -108,13 +123,26 @@ _BINARY_BODY = {
 
 @router.put("/api/lfs/uploads/{upload_id}", openapi_extra=_BINARY_BODY)
 async def lfs_upload(
-    request: Request, store: BlobStoreDep, settings: SettingsDep, grant: GrantDep
+    request: Request,
+    session: SessionDep,
+    store: BlobStoreDep,
+    settings: SettingsDep,
+    grant: GrantDep,
 ) -> JSONResponse:
-    """Basic transfer: the whole file, streamed and stored only if it hashes to the oid."""
-    info, created = await lfs_uploads.receive_basic(
+    """Basic transfer: the whole file, streamed and stored only if it hashes to the oid;
+    the grant's namespace then holds it (``registry.services.blob_claims``)."""
+    info, _created = await lfs_uploads.receive_basic(
         store, settings, grant, request.stream(), content_length(request)
     )
-    return JSONResponse(info.model_dump(), status_code=201 if created else 200)
+    await anyio.to_thread.run_sync(_record, session, grant)
+    # One status whether the store had the bytes or not: it says nothing of other namespaces.
+    return JSONResponse(info.model_dump(), status_code=200)
+
+
+def _record(session: Session, grant: UploadGrant) -> None:
+    """The grant's namespace holds the blob whose bytes were just received and hashed."""
+    if grant.namespace:
+        record_uploads(session, [grant.namespace], grant.oid)
 
 
 @router.put("/api/lfs/uploads/{upload_id}/parts/{number}", openapi_extra=_BINARY_BODY)
@@ -130,8 +158,13 @@ async def lfs_upload_part(
 
 @router.post("/api/lfs/complete/{upload_id}")
 async def lfs_complete(
-    store: BlobStoreDep, settings: SettingsDep, grant: GrantDep, body: LfsCompletion
+    session: SessionDep,
+    store: BlobStoreDep,
+    settings: SettingsDep,
+    grant: GrantDep,
+    body: LfsCompletion,
 ) -> JSONResponse:
     """Multipart transfer: every part is in; the file is hashed and stored."""
     info = await lfs_uploads.complete(store, settings, grant, body)
+    await anyio.to_thread.run_sync(_record, session, grant)
     return _lfs_json(info.model_dump())

@@ -90,13 +90,19 @@ async def xet_xorb(
 
 @router.post("/api/xet/{namespace}/{name}/v1/shards")
 async def xet_shard(
-    request: Request, store: BlobStoreDep, settings: SettingsDep, repository: XetRepository
+    request: Request,
+    session: SessionDep,
+    store: BlobStoreDep,
+    settings: SettingsDep,
+    repository: XetRepository,
 ) -> JSONResponse:
     """A shard: each file it lists is rebuilt from its xorbs, checked against its sha256
     and stored as a blob, which a commit then names."""
     spool = await xet.spool_body(settings, request.stream(), xet.MAX_SHARD_BYTES, "shard")
     try:
-        await anyio.to_thread.run_sync(xet.store_shard, store, settings, *repository, spool)
+        await anyio.to_thread.run_sync(
+            xet.store_shard, session, store, settings, *repository, spool
+        )
     except LorryError as exc:
         logger.warning("xet: %s/%s: shard refused: %s", *repository, exc.message)
         raise

@@ -143,6 +143,7 @@ class ComposeKind(JobKind):
                     name,
                     request,
                     lineage=_lineage(job, result),
+                    uploaded={entry.sha256 for entry in entries},  # the job made them
                 )
             return JobOutcome(
                 published.version, published.digest.removeprefix("sha256:"), "published"
