@@ -17,7 +17,8 @@ from composer.errors import InvalidBaseModel
 from composer.export._arch import ModelSpec, read_model_spec
 from composer.export._merge import Merger
 from composer.export._mixes import K_MIXES, mix_types
-from composer.export._tokenizer import TokenizerSummary, add_tokenizer
+from composer.export._phi3_rule import llama_cpp_name
+from composer.export._tokenizer import TokenizerSummary, read_tokenizer
 from composer.export._writer import (
     OutType,
     PlannedTensor,
@@ -155,13 +156,15 @@ def export_model(
         raise InvalidBaseModel(f"no config.json in {model_dir}")
     spec = read_model_spec(config_file)
     tensors = _plan(model_dir, spec, outtype, merge)
+    tokenizer = read_tokenizer(model_dir, spec.vocab_size)
 
     writer = GGUFWriter(None, spec.arch_name)
     writer.add_type(GGUFType.MODEL)
-    writer.add_name(name or model_dir.resolve().name)
+    # llama.cpp sets the tokens' rstrip by this name (composer/export/_phi3_rule.py)
+    writer.add_name(llama_cpp_name(name or model_dir.resolve().name, tokenizer.phi3_rule))
     spec.add_hyperparameters(writer)
     writer.add_file_type(file_type(outtype))
     writer.add_quantization_version(GGML_QUANT_VERSION)
-    tokenizer = add_tokenizer(writer, model_dir, spec.vocab_size)
+    tokenizer.write(writer)
     size = write_gguf(writer, out, tensors, progress=progress)
-    return spec, tokenizer, len(tensors), size
+    return spec, tokenizer.summary, len(tensors), size

@@ -19,8 +19,9 @@ Refused, because llama.cpp would tokenize differently from the tokenizer the fil
 define: unigram models, normalization other than SentencePiece's identity rule,
 collapsed whitespace, no byte fallback, user-defined or unused pieces, Metaspace
 pre-tokenizers (no ``▁`` for text that starts with a space or follows a special token),
-added tokens matched after normalization or stripping spaces, and merges that are not a
-SentencePiece conversion's.
+added tokens matched after normalization or stripping spaces (lstrip, single_word;
+rstrip except in the pattern llama.cpp's Phi-3 rule gives, ``_phi3_rule``), and merges
+that are not a SentencePiece conversion's.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ from typing import Any
 
 from gguf import GGUFWriter, SpecialVocab, TokenType
 
-from composer.export.errors import UnsupportedTokenizer
+from composer.export._added_tokens import AddedToken, read_added_tokens
+from composer.export._added_tokens import refuse as _refuse
+from composer.export._phi3_rule import uses_phi3_rule
 
-__all__ = ["add_sentencepiece_tokenizer", "is_sentencepiece_style"]
+__all__ = ["SentencePieceTokenizer", "is_sentencepiece_style", "read_sentencepiece_tokenizer"]
 
 _SPACE = "\u2581"
 _BYTE_TOKENS = frozenset(f"<0x{value:02X}>" for value in range(256))
@@ -42,10 +45,6 @@ _PAD_SCORE = -10000.0  # what the converter gives [PAD{id}]
 _ADDED_SCORE = -1000.0  # what the converter gives added tokens
 _SP_BPE = 2  # sentencepiece_model.proto TrainerSpec.ModelType
 _SP_MODEL_TYPES = {1: "unigram", 2: "BPE", 3: "word", 4: "char"}
-_HINT = (
-    "; Lorry refuses to write a GGUF that would tokenize differently (llama.cpp's "
-    "convert_hf_to_gguf.py converts it anyway, with that difference)"
-)
 _PREPEND = {"type": "Prepend", "prepend": _SPACE}
 _ESCAPE = {"type": "Replace", "pattern": {"String": " "}, "content": _SPACE}
 
@@ -56,17 +55,6 @@ class _Vocab:
     scores: list[float]
     types: list[TokenType]
     add_space_prefix: bool
-
-
-@dataclass(frozen=True)
-class _AddedToken:
-    token_id: int
-    content: str
-    special: bool
-
-
-def _refuse(model_dir: Path, why: str) -> UnsupportedTokenizer:
-    return UnsupportedTokenizer(f"tokenizer of {model_dir}: {why}{_HINT}")
 
 
 def is_sentencepiece_style(tokenizer: dict[str, Any]) -> bool:
@@ -250,66 +238,6 @@ def _merge_scores(
     return scores
 
 
-def _check_added_entry(entry: dict[str, Any], model_dir: Path) -> None:
-    content = entry.get("content")
-    for flag in ("lstrip", "rstrip", "single_word"):
-        if entry.get(flag):
-            raise _refuse(
-                model_dir, f"added token {content!r} has {flag}, which llama.cpp does not apply"
-            )
-    if entry.get("normalized"):
-        raise _refuse(
-            model_dir,
-            f"added token {content!r} is matched after normalization (normalized: true), so "
-            "the text after it gets no ▁ prefix of its own; llama.cpp gives it one "
-            '(set "normalized": false)',
-        )
-
-
-def _added_tokens(model_dir: Path, tokenizer: dict[str, Any] | None) -> list[_AddedToken]:
-    """Added tokens of ``added_tokens.json`` and ``tokenizer_config.json`` (what the
-    converter reads) and of ``tokenizer.json`` (what transformers reads, and what
-    transformers 5 alone writes), with the flags transformers matches them with checked."""
-    config = _read_json(model_dir / "tokenizer_config.json", model_dir)
-    decoder = config.get("added_tokens_decoder") or {}
-    json_entries = (tokenizer or {}).get("added_tokens") or []
-    for entry in [*decoder.values(), *json_entries]:
-        _check_added_entry(entry, model_dir)
-    added = [
-        _AddedToken(int(token_id), str(content), False)
-        for content, token_id in _read_json(model_dir / "added_tokens.json", model_dir).items()
-    ]
-    added += [
-        _AddedToken(int(token_id), str(entry["content"]), bool(entry.get("special")))
-        for token_id, entry in decoder.items()
-    ]
-    added += [
-        _AddedToken(int(entry["id"]), str(entry["content"]), bool(entry.get("special")))
-        for entry in json_entries
-    ]
-    contents: dict[int, str] = {}
-    for token in added:
-        if contents.setdefault(token.token_id, token.content) != token.content:
-            raise _refuse(
-                model_dir,
-                f"id {token.token_id} is the added token {contents[token.token_id]!r} in one "
-                f"file and {token.content!r} in another",
-            )
-    return added
-
-
-def _read_json(path: Path, model_dir: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise _refuse(model_dir, f"unreadable {path.name} ({error})") from None
-    if not isinstance(data, dict):
-        raise _refuse(model_dir, f"{path.name} is not a JSON object")
-    return data
-
-
 def _looks_special(token: str) -> bool:
     """convert_hf_to_gguf.py's ``does_token_look_special``."""
     return (
@@ -385,7 +313,7 @@ def _check_same_tokenizer(
             )
 
 
-def _apply_added(vocab: _Vocab, added: list[_AddedToken], model_dir: Path) -> None:
+def _apply_added(vocab: _Vocab, added: list[AddedToken], model_dir: Path) -> None:
     """Write added tokens over their ids, as the converter does."""
     for token in added:
         if token.token_id >= len(vocab.tokens):
@@ -441,10 +369,30 @@ def _check_llama_cpp_lookups(vocab: _Vocab, model_dir: Path) -> None:
                 )
 
 
-def add_sentencepiece_tokenizer(
-    writer: GGUFWriter, model_dir: Path, vocab_size: int, tokenizer: dict[str, Any] | None
-) -> None:
-    """Add the SentencePiece-style tokenizer of ``model_dir`` (``tokenizer`` is its parsed
+@dataclass(frozen=True)
+class SentencePieceTokenizer:
+    """A checked SentencePiece-style tokenizer, ready to write; ``phi3_rule``: its added
+    tokens strip whitespace as llama.cpp's Phi-3 rule does (``_phi3_rule``)."""
+
+    model_dir: Path
+    vocab: _Vocab
+    phi3_rule: bool
+
+    def write(self, writer: GGUFWriter) -> None:
+        writer.add_tokenizer_model("llama")
+        writer.add_tokenizer_pre("default")
+        writer.add_token_list(self.vocab.tokens)
+        writer.add_token_scores(self.vocab.scores)
+        writer.add_token_types(self.vocab.types)
+        writer.add_add_space_prefix(self.vocab.add_space_prefix)
+        special = SpecialVocab(self.model_dir, n_vocab=len(self.vocab.tokens))
+        special.add_to_gguf(writer, quiet=True)
+
+
+def read_sentencepiece_tokenizer(
+    model_dir: Path, vocab_size: int, tokenizer: dict[str, Any] | None
+) -> SentencePieceTokenizer:
+    """The SentencePiece-style tokenizer of ``model_dir`` (``tokenizer`` is its parsed
     ``tokenizer.json``, if any), padded to ``vocab_size`` tokens."""
     model_file = model_dir / "tokenizer.model"
     if model_file.is_file():
@@ -471,13 +419,10 @@ def add_sentencepiece_tokenizer(
         vocab.tokens.append(f"[PAD{token_id}]")
         vocab.scores.append(_PAD_SCORE)
         vocab.types.append(TokenType.UNUSED)
-    _apply_added(vocab, _added_tokens(model_dir, tokenizer), model_dir)
+    added, rstrip = read_added_tokens(model_dir, tokenizer)
+    _apply_added(vocab, added, model_dir)
     _check_llama_cpp_lookups(vocab, model_dir)
-
-    writer.add_tokenizer_model("llama")
-    writer.add_tokenizer_pre("default")
-    writer.add_token_list(vocab.tokens)
-    writer.add_token_scores(vocab.scores)
-    writer.add_token_types(vocab.types)
-    writer.add_add_space_prefix(vocab.add_space_prefix)
-    SpecialVocab(model_dir, n_vocab=vocab_size).add_to_gguf(writer, quiet=True)
+    phi3_rule = uses_phi3_rule(
+        rstrip, vocab.tokens, vocab.types, lambda why: _refuse(model_dir, why)
+    )
+    return SentencePieceTokenizer(model_dir, vocab, phi3_rule)

@@ -13,16 +13,17 @@ from transformers.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gguf import GGUFWriter, SpecialVocab, TokenType
 
-from composer.export._spm import add_sentencepiece_tokenizer, is_sentencepiece_style
+from composer.export._spm import is_sentencepiece_style, read_sentencepiece_tokenizer
 from composer.export.errors import UnsupportedTokenizer
 
-__all__ = ["TokenizerSummary", "add_tokenizer"]
+__all__ = ["ReadTokenizer", "TokenizerSummary", "read_tokenizer"]
 
 _LLAMA3_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
@@ -52,6 +53,16 @@ class TokenizerSummary:
     pre: str
     tokens: int
     merges: int
+
+
+@dataclass(frozen=True)
+class ReadTokenizer:
+    """A checked tokenizer: what it is, whether its added tokens need llama.cpp's Phi-3
+    rule (``_phi3_rule``, which the model's ``general.name`` decides), and its writer."""
+
+    summary: TokenizerSummary
+    phi3_rule: bool
+    write: Callable[[GGUFWriter], None]
 
 
 def _refuse(model_dir: Path, why: str) -> UnsupportedTokenizer:
@@ -92,8 +103,8 @@ def _looks_special(token: str) -> bool:
     )
 
 
-def add_tokenizer(writer: GGUFWriter, model_dir: Path, vocab_size: int) -> TokenizerSummary:
-    """Add the tokenizer of ``model_dir`` to ``writer``, padded to ``vocab_size`` tokens."""
+def read_tokenizer(model_dir: Path, vocab_size: int) -> ReadTokenizer:
+    """Read and check the tokenizer of ``model_dir``, padded to ``vocab_size`` tokens."""
     tokenizer_file = model_dir / "tokenizer.json"
     has_sentencepiece = (model_dir / "tokenizer.model").is_file()
     if not tokenizer_file.is_file() and not has_sentencepiece:
@@ -112,8 +123,9 @@ def add_tokenizer(writer: GGUFWriter, model_dir: Path, vocab_size: int) -> Token
         or is_sentencepiece_style(tokenizer)
         or (has_sentencepiece and model.get("type") == "Unigram")
     ):
-        add_sentencepiece_tokenizer(writer, model_dir, vocab_size, tokenizer)
-        return TokenizerSummary(model="llama", pre="default", tokens=vocab_size, merges=0)
+        spm = read_sentencepiece_tokenizer(model_dir, vocab_size, tokenizer)
+        summary = TokenizerSummary(model="llama", pre="default", tokens=vocab_size, merges=0)
+        return ReadTokenizer(summary, spm.phi3_rule, spm.write)
     if model.get("type") != "BPE":
         raise _refuse(model_dir, f"{model.get('type')} tokenizers are not supported")
     if (tokenizer.get("decoder") or {}).get("type") != "ByteLevel":
@@ -159,11 +171,15 @@ def add_tokenizer(writer: GGUFWriter, model_dir: Path, vocab_size: int) -> Token
     special_vocab = SpecialVocab(model_dir, load_merges=True, n_vocab=vocab_size)
     if not special_vocab.merges:
         raise _refuse(model_dir, "tokenizer.json has no merges")
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre(pre)
-    writer.add_token_list(tokens)
-    writer.add_token_types(types)
-    special_vocab.add_to_gguf(writer, quiet=True)
-    return TokenizerSummary(
+
+    def write(writer: GGUFWriter) -> None:
+        writer.add_tokenizer_model("gpt2")
+        writer.add_tokenizer_pre(pre)
+        writer.add_token_list(tokens)
+        writer.add_token_types(types)
+        special_vocab.add_to_gguf(writer, quiet=True)
+
+    summary = TokenizerSummary(
         model="gpt2", pre=pre, tokens=vocab_size, merges=len(special_vocab.merges)
     )
+    return ReadTokenizer(summary, False, write)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,51 @@ def build_sentencepiece_model(
         tokenizer.add_special_tokens({"additional_special_tokens": ["<|endoftext|>"]})
         tokenizer.save_pretrained(out)
     return out
+
+
+PHI3_CHAT_TOKENS = [
+    "<|assistant|>",
+    "<|placeholder1|>",
+    "<|placeholder2|>",
+    "<|placeholder3|>",
+    "<|placeholder4|>",
+    "<|system|>",
+    "<|end|>",
+    "<|placeholder5|>",
+    "<|placeholder6|>",
+    "<|user|>",
+]
+
+
+def build_phi3_chat_tokenizer(model_dir: Path) -> Path:
+    """Give the tokenizer of ``build_sentencepiece_model(..., "phi3")`` Phi-3 /
+    Phi-3.5-mini-instruct's added tokens as its files list them: ``<|endoftext|>`` right
+    after the pieces, then the chat tokens, special and ``rstrip: true``; ``</s>`` with
+    ``rstrip: true`` and ``special: false``; ``<unk>``, ``<s>``, ``<|endoftext|>`` without
+    rstrip. In ``tokenizer.json``'s ``added_tokens`` and ``tokenizer_config.json``'s
+    ``added_tokens_decoder`` (Phi-3 ships both)."""
+    path = model_dir / "tokenizer.json"
+    tokenizer = json.loads(path.read_text(encoding="utf-8"))
+    entries = {entry["content"]: entry for entry in tokenizer["added_tokens"]}
+    entries["</s>"].update(rstrip=True, special=False)
+    first = entries["<|endoftext|>"]["id"] + 1
+    for offset, content in enumerate(PHI3_CHAT_TOKENS):
+        entries[content] = {
+            "id": first + offset,
+            "content": content,
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": True,
+            "normalized": False,
+            "special": True,
+        }
+    tokenizer["added_tokens"] = sorted(entries.values(), key=lambda entry: entry["id"])
+    path.write_text(json.dumps(tokenizer), encoding="utf-8")
+    config_path = model_dir / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["added_tokens_decoder"] = {
+        str(entry["id"]): {key: value for key, value in entry.items() if key != "id"}
+        for entry in tokenizer["added_tokens"]
+    }
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    return model_dir
