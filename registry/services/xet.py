@@ -200,19 +200,24 @@ def _shorter(path: Path) -> InvalidInput:
 
 
 def _hash_ranges(ranges: list[tuple[Path, int, int]]) -> str:
-    """The sha256 of the ranges' bytes, hashed where the page cache holds them (``mmap``:
-    no copy into a buffer; measured ~0.1-0.4 s less CPU per GiB than ``readinto``)."""
+    """The sha256 of the ranges' bytes, hashed where the page cache holds them: mapped
+    ``_WRITE_BYTES`` at a time (no copy into a buffer: ~0.1-0.4 s less CPU per GiB than
+    ``readinto`` here; a window at a time keeps the mapped pages out of the RSS)."""
     hasher = hashlib.sha256()
     for path, offset, size in ranges:
         with open(path, "rb") as handle:
             if os.fstat(handle.fileno()).st_size < offset + size:
                 raise _shorter(path)
-            if not size:
-                continue
-            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                with memoryview(mapped) as view:
-                    for start in range(offset, offset + size, _WRITE_BYTES):
-                        hasher.update(view[start : min(start + _WRITE_BYTES, offset + size)])
+            end = offset + size
+            start = offset - offset % mmap.ALLOCATIONGRANULARITY
+            while start < end:
+                length = min(_WRITE_BYTES, end - start)
+                with mmap.mmap(
+                    handle.fileno(), length, offset=start, access=mmap.ACCESS_READ
+                ) as window:
+                    with memoryview(window) as view:
+                        hasher.update(view[max(offset - start, 0) :])
+                start += length
     return hasher.hexdigest()
 
 

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import anyio
 import anyio.to_thread
-from anyio.lowlevel import RunVar
 
 from registry.config import Settings
 from registry.errors import InvalidInput, TooLarge
@@ -135,21 +134,6 @@ class _StagedXorb:
         self.staged.with_suffix(IDX).unlink(missing_ok=True)
 
 
-_WORKERS: RunVar[anyio.CapacityLimiter] = RunVar("xet_xorb_workers")
-
-
-def _workers() -> anyio.CapacityLimiter:
-    """The threads that verify xorbs, one per core: hf_xet sends 8 xorbs at a time, and
-    more threads than cores would only contend for the GIL (measured: ~15% more CPU).
-    A xorb waiting for one is not read further (TCP holds the client back)."""
-    try:
-        return _WORKERS.get()
-    except LookupError:
-        limiter = anyio.CapacityLimiter(os.cpu_count() or 2)
-        _WORKERS.set(limiter)
-        return limiter
-
-
 async def receive_xorb(
     settings: Settings, namespace: str, name: str, hex_hash: str, body: AsyncIterator[bytes]
 ) -> bool:
@@ -171,9 +155,9 @@ async def receive_xorb(
             batch.append(piece)
             batched += len(piece)
             if batched >= BATCH_BYTES:
-                await anyio.to_thread.run_sync(staged.feed, batch, limiter=_workers())
+                await anyio.to_thread.run_sync(staged.feed, batch)
                 batch, batched = [], 0
-        await anyio.to_thread.run_sync(staged.feed, batch, limiter=_workers())
+        await anyio.to_thread.run_sync(staged.feed, batch)
         return await anyio.to_thread.run_sync(staged.keep)
     finally:
         with anyio.CancelScope(shield=True):  # also when the client went away
