@@ -14,12 +14,14 @@ import socket
 import struct
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import lz4.frame
 import pytest
 from huggingface_hub import HfApi
+from sqlalchemy import select
 
 from registry import db
 from registry.config import Settings
@@ -32,8 +34,9 @@ from registry.services.xet_format import (
     xorb_hash,
 )
 from registry.storage import open_blob_store
+from registry.tables import BlobUpload
 from tests.hub.live import LiveRegistry, serve_logged
-from tests.support.rest import row_counts
+from tests.support.rest import database_engine, row_counts
 from tests.support.tokens import bearer, make_token
 
 REPO = "acme/xet-model"
@@ -304,3 +307,33 @@ def test_a_xorb_whose_client_goes_away_mid_body_leaves_no_staged_file(
         (staged,) = _xet_files(registry)
         assert staged.startswith(".")
     _wait_for(lambda: not _xet_files(registry), "the staged file to be removed")
+
+
+def _uploaders(registry: LiveRegistry, sha256: str) -> list[str]:
+    with database_engine(registry.settings) as engine, engine.connect() as connection:
+        query = select(BlobUpload.namespace).where(BlobUpload.sha256 == sha256)
+        return sorted(connection.execute(query).scalars())
+
+
+def test_a_shard_naming_a_stored_blob_must_still_bring_its_bytes(
+    registry: LiveRegistry, tmp_path: Path
+) -> None:
+    auth = _token(registry)
+    body, name = _xorb(CHUNKS)
+    url = f"/api/xet/{REPO}/v1/xorbs/default/{name}"
+    assert registry.http.post(url, content=body, headers=auth).status_code == 200
+    data = CHUNKS[0]
+    sha256 = hashlib.sha256(data).hexdigest()
+    elsewhere = tmp_path / "blob"  # stored already, as if another namespace had pushed it
+    elsewhere.write_bytes(data)
+    open_blob_store(registry.settings).put_file(elsewhere, sha256)
+    shards = f"/api/xet/{REPO}/v1/shards"
+
+    lie = _shard(name, 1, 2, len(CHUNKS[1]), sha256)  # other bytes under the blob's name
+    assert registry.http.post(shards, content=lie, headers=auth).status_code == 422
+    assert _uploaders(registry, sha256) == []
+
+    truth = _shard(name, 0, 1, len(data), sha256)
+    assert registry.http.post(shards, content=truth, headers=auth).json() == {"result": 1}
+    assert _uploaders(registry, sha256) == ["acme"]
+    assert open_blob_store(registry.settings).read_bytes(sha256, 0, len(data) + 1) == data
