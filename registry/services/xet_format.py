@@ -24,7 +24,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TypeAlias
 
 import blake3
 import lz4.frame
@@ -53,6 +53,8 @@ _WITH_VERIFICATION = 1 << 31
 _WITH_METADATA_EXT = 1 << 30
 _MAX_GROUP = 9
 
+Buffer: TypeAlias = bytes | bytearray | memoryview
+
 
 def hash_hex(digest: bytes) -> str:
     """A 32-byte hash as Xet writes it: four little-endian u64 words in hex."""
@@ -67,7 +69,7 @@ def hash_from_hex(text: str) -> bytes:
     return b"".join(raw[i : i + 8][::-1] for i in range(0, 32, 8))
 
 
-def chunk_hash(data: bytes) -> bytes:
+def chunk_hash(data: Buffer) -> bytes:
     return blake3.blake3(data, key=DATA_KEY).digest()
 
 
@@ -102,8 +104,9 @@ def xorb_hash(entries: list[tuple[bytes, int]]) -> bytes:
     return level[0][0]
 
 
-def _regroup4(grouped: bytes) -> bytes:
-    """Undo ByteGrouping4: byte ``i`` of group ``k`` is byte ``4 i + k`` of the chunk."""
+def _regroup4(grouped: bytes) -> memoryview:
+    """Undo ByteGrouping4: byte ``i`` of group ``k`` is byte ``4 i + k`` of the chunk.
+    (Four strided numpy copies: measured faster here than a transpose or shifts.)"""
     n = len(grouped)
     split, rem = divmod(n, 4)
     source = np.frombuffer(grouped, dtype=np.uint8)
@@ -113,14 +116,14 @@ def _regroup4(grouped: bytes) -> bytes:
         size = split + (1 if rem > k else 0)
         out[k::4] = source[offset : offset + size]
         offset += size
-    return out.tobytes()
+    return out.data
 
 
-def decompress(scheme: int, data: bytes, size: int) -> bytes:
+def decompress(scheme: int, data: Buffer, size: int) -> Buffer:
     """A chunk's bytes from its stored form; refuses a scheme or size that does not fit."""
     try:
         if scheme == 0:
-            plain = data
+            plain: Buffer = data
         elif scheme == 1:
             plain = lz4.frame.decompress(data)
         elif scheme == 2:
@@ -137,40 +140,95 @@ def decompress(scheme: int, data: bytes, size: int) -> bytes:
 
 
 @dataclass(frozen=True)
-class ChunkHeader:
-    offset: int
+class StoredChunk:
+    """A chunk as a xorb holds it: compression ``scheme``, ``data`` (compressed), and the
+    ``size`` its header says it has once decompressed."""
+
     scheme: int
-    stored: int
+    data: Buffer
     size: int
 
 
-def read_chunk(handle: IO[bytes], offset: int) -> tuple[ChunkHeader, bytes] | None:
-    """The chunk at ``offset`` of a xorb and its decompressed bytes; ``None`` at the end
-    (the end of the file, or its footer)."""
-    header = handle.read(CHUNK_HEADER_BYTES)
-    if not header or header.startswith(XORB_FOOTER_IDENT):
+def _chunk_header(header: Buffer) -> tuple[int, int, int] | None:
+    """Scheme, stored and decompressed size of an 8-byte chunk header; ``None`` for the
+    start of the footer."""
+    if bytes(header[: len(XORB_FOOTER_IDENT)]) == XORB_FOOTER_IDENT:
         return None
-    if len(header) < CHUNK_HEADER_BYTES:
-        raise InvalidInput("the xorb ends inside a chunk header")
     if header[0] != 0:
         raise InvalidInput(f"xorb chunk header version {header[0]} is not 0")
     stored = int.from_bytes(header[1:4], "little")
     size = int.from_bytes(header[5:8], "little")
     if size > MAX_CHUNK_BYTES or stored > 2 * MAX_CHUNK_BYTES:
         raise InvalidInput(f"a xorb chunk of {size} bytes is larger than {MAX_CHUNK_BYTES}")
-    data = handle.read(stored)
-    if len(data) < stored:
+    return header[4], stored, size
+
+
+class ChunkSplitter:
+    """Cuts a xorb, fed in pieces of any size as it arrives, into its chunks.
+
+    ``feed`` yields each chunk that the bytes so far complete (a view into the piece fed,
+    or, for a chunk that straddles pieces, into a copy of its own bytes; consume it before
+    feeding more); ``finish`` refuses a xorb that ends inside a chunk. Whatever follows
+    the footer's ``XETBLOB`` is not read.
+    """
+
+    def __init__(self) -> None:
+        self._tail = bytearray()
+        self._in_footer = False
+
+    def feed(self, data: Buffer) -> Iterator[StoredChunk]:
+        view = memoryview(data).cast("B")
+        if self._tail and not self._in_footer:
+            chunk, view = self._complete_tail(view)
+            if chunk is None:
+                return
+            yield chunk
+        while view and not self._in_footer:
+            if len(view) < CHUNK_HEADER_BYTES:
+                self._tail = bytearray(view)  # the start of a chunk that the next piece ends
+                return
+            header = _chunk_header(view[:CHUNK_HEADER_BYTES])
+            if header is None:
+                self._in_footer = True
+                return
+            scheme, stored, size = header
+            end = CHUNK_HEADER_BYTES + stored
+            if len(view) < end:
+                self._tail = bytearray(view)
+                return
+            yield StoredChunk(scheme, view[CHUNK_HEADER_BYTES:end], size)
+            view = view[end:]
+
+    def _complete_tail(self, view: memoryview) -> tuple[StoredChunk | None, memoryview]:
+        """The straddling chunk, completed from the start of ``view``, and what follows."""
+        if len(self._tail) < CHUNK_HEADER_BYTES:
+            taken = CHUNK_HEADER_BYTES - len(self._tail)
+            self._tail += view[:taken]
+            view = view[taken:]
+            if len(self._tail) < CHUNK_HEADER_BYTES:
+                return None, view
+        header = _chunk_header(self._tail[:CHUNK_HEADER_BYTES])
+        if header is None:
+            self._in_footer = True
+            return None, view
+        scheme, stored, size = header
+        taken = CHUNK_HEADER_BYTES + stored - len(self._tail)
+        self._tail += view[:taken]
+        if len(self._tail) < CHUNK_HEADER_BYTES + stored:
+            return None, view[taken:]
+        chunk = StoredChunk(scheme, memoryview(self._tail)[CHUNK_HEADER_BYTES:], size)
+        self._tail = bytearray()  # a new one: the chunk's view keeps the old one alive
+        return chunk, view[taken:]
+
+    def finish(self) -> None:
+        """Refuse a xorb whose last chunk was cut short."""
+        if self._in_footer or not self._tail:
+            return
+        if self._tail.startswith(XORB_FOOTER_IDENT):
+            return
+        if len(self._tail) < CHUNK_HEADER_BYTES:
+            raise InvalidInput("the xorb ends inside a chunk header")
         raise InvalidInput("the xorb ends inside a chunk")
-    chunk = ChunkHeader(offset, header[4], stored, size)
-    return chunk, decompress(chunk.scheme, data, size)
-
-
-def iter_chunks(handle: IO[bytes]) -> Iterator[tuple[ChunkHeader, bytes]]:
-    """Every chunk of a xorb, from its start, decompressed (one at a time)."""
-    offset = 0
-    while (item := read_chunk(handle, offset)) is not None:
-        yield item
-        offset += CHUNK_HEADER_BYTES + item[0].stored
 
 
 @dataclass(frozen=True)

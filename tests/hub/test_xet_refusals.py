@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import struct
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
+import lz4.frame
 import pytest
 from huggingface_hub import HfApi
+from sqlalchemy import select
 
 from registry import db
 from registry.config import Settings
-from registry.services import xet
+from registry.services import xet, xet_xorbs
 from registry.services.xet_format import (
     SHARD_TAG,
     chunk_hash,
@@ -29,8 +34,9 @@ from registry.services.xet_format import (
     xorb_hash,
 )
 from registry.storage import open_blob_store
+from registry.tables import BlobUpload
 from tests.hub.live import LiveRegistry, serve_logged
-from tests.support.rest import row_counts
+from tests.support.rest import database_engine, row_counts
 from tests.support.tokens import bearer, make_token
 
 REPO = "acme/xet-model"
@@ -57,6 +63,29 @@ def _xorb(chunks: list[bytes]) -> tuple[bytes, str]:
         for c in chunks
     )
     return body, hash_hex(xorb_hash([(chunk_hash(c), len(c)) for c in chunks]))
+
+
+def _packed_xorb(chunks: list[tuple[bytes, int]]) -> tuple[bytes, str]:
+    """A xorb of ``(bytes, scheme)`` chunks, compressed as hf_xet does (1: LZ4 frame, 2:
+    LZ4 frame of the bytes grouped by position mod 4), and its hash."""
+    body = b""
+    for data, scheme in chunks:
+        grouped = b"".join(data[k::4] for k in range(4)) if scheme == 2 else data
+        stored = lz4.frame.compress(grouped) if scheme else data
+        size, length = len(data).to_bytes(3, "little"), len(stored).to_bytes(3, "little")
+        body += bytes([0]) + length + bytes([scheme]) + size + stored
+    return body, hash_hex(xorb_hash([(chunk_hash(data), len(data)) for data, _ in chunks]))
+
+
+def _pieces(body: bytes, size: int) -> Iterator[bytes]:
+    """``body`` as a streamed (chunked) request body in pieces of ``size`` bytes."""
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+def _xet_files(registry: LiveRegistry) -> list[str]:
+    """Every file under the Xet directory, staged (``.``-names) or kept."""
+    return sorted(p.name for p in (registry.settings.home / "xet").rglob("*") if p.is_file())
 
 
 def _shard(xorb: str, start: int, end: int, size: int, sha256: str) -> bytes:
@@ -205,3 +234,106 @@ def test_a_xorb_that_no_shard_used_for_xorb_keep_s_is_removed(registry: LiveRegi
     assert not kept.exists()
     assert not staged.exists()
     assert not kept.with_suffix(".idx").exists()
+
+
+def test_a_xorb_is_verified_while_it_streams_and_kept_only_whole(registry: LiveRegistry) -> None:
+    auth = _token(registry)
+    chunks = [(b"SELECT 1; " * 9_000, 2), (os.urandom(70_001), 0), (b"lorry " * 20_000, 1)]
+    body, name = _packed_xorb(chunks)
+    url = f"/api/xet/{REPO}/v1/xorbs/default/{name}"
+    first = len(body) - len(_packed_xorb(chunks[2:])[0])  # where the last chunk starts
+    for cut, why in ((first + 5, "inside a chunk header"), (len(body) - 3, "inside a chunk")):
+        answer = registry.http.post(url, content=_pieces(body[:cut], 1_000), headers=auth)
+        assert answer.status_code == 422
+        assert why in answer.json()["error"]
+    wrong = registry.http.post(
+        f"/api/xet/{REPO}/v1/xorbs/default/{_xorb(CHUNKS)[1]}",
+        content=_pieces(body, 4_093),
+        headers=auth,
+    )
+    assert wrong.status_code == 422
+    assert "altered or cut short" in wrong.json()["error"]
+    assert _xet_files(registry) == []
+
+    footer = b"XETBLOB" + os.urandom(300)
+    answer = registry.http.post(url, content=_pieces(body + footer, 4_093), headers=auth)
+    assert answer.json() == {"was_inserted": True}
+    assert not [f for f in _xet_files(registry) if f.startswith(".")]
+    data = b"".join(data for data, _ in chunks)
+    sha256 = hashlib.sha256(data).hexdigest()
+    shard = _shard(name, 0, 3, len(data), sha256)
+    assert registry.http.post(f"/api/xet/{REPO}/v1/shards", content=shard, headers=auth).json() == {
+        "result": 1
+    }
+    assert open_blob_store(registry.settings).read_bytes(sha256, 0, len(data)) == data
+
+
+def test_a_xorb_larger_than_the_limit_is_refused_and_leaves_nothing(
+    registry: LiveRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(xet_xorbs, "MAX_XORB_BYTES", 100_000)
+    auth = _token(registry)
+    body, name = _xorb([os.urandom(60_000), os.urandom(60_000)])
+    answer = registry.http.post(
+        f"/api/xet/{REPO}/v1/xorbs/default/{name}", content=_pieces(body, 8_192), headers=auth
+    )
+    assert answer.status_code == 413
+    assert "larger than 100000 bytes" in answer.json()["error"]
+    assert _xet_files(registry) == []
+
+
+def _wait_for(condition: object, what: str) -> None:
+    deadline = time.monotonic() + 20
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited 20 s for {what}")
+        time.sleep(0.05)
+
+
+def test_a_xorb_whose_client_goes_away_mid_body_leaves_no_staged_file(
+    registry: LiveRegistry,
+) -> None:
+    auth = _token(registry)
+    body, name = _xorb([os.urandom(64 * 1024) for _ in range(96)])  # 6 MiB: over one batch
+    url = urlsplit(registry.url)
+    head = (
+        f"POST /api/xet/{REPO}/v1/xorbs/default/{name} HTTP/1.1\r\n"
+        f"Host: {url.netloc}\r\nAuthorization: {auth['Authorization']}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((url.hostname, url.port)) as sock:
+        sock.sendall(head + body[: 5 * 1024 * 1024])
+        _wait_for(lambda: _xet_files(registry), "the staged file")
+        (staged,) = _xet_files(registry)
+        assert staged.startswith(".")
+    _wait_for(lambda: not _xet_files(registry), "the staged file to be removed")
+
+
+def _uploaders(registry: LiveRegistry, sha256: str) -> list[str]:
+    with database_engine(registry.settings) as engine, engine.connect() as connection:
+        query = select(BlobUpload.namespace).where(BlobUpload.sha256 == sha256)
+        return sorted(connection.execute(query).scalars())
+
+
+def test_a_shard_naming_a_stored_blob_must_still_bring_its_bytes(
+    registry: LiveRegistry, tmp_path: Path
+) -> None:
+    auth = _token(registry)
+    body, name = _xorb(CHUNKS)
+    url = f"/api/xet/{REPO}/v1/xorbs/default/{name}"
+    assert registry.http.post(url, content=body, headers=auth).status_code == 200
+    data = CHUNKS[0]
+    sha256 = hashlib.sha256(data).hexdigest()
+    elsewhere = tmp_path / "blob"  # stored already, as if another namespace had pushed it
+    elsewhere.write_bytes(data)
+    open_blob_store(registry.settings).put_file(elsewhere, sha256)
+    shards = f"/api/xet/{REPO}/v1/shards"
+
+    lie = _shard(name, 1, 2, len(CHUNKS[1]), sha256)  # other bytes under the blob's name
+    assert registry.http.post(shards, content=lie, headers=auth).status_code == 422
+    assert _uploaders(registry, sha256) == []
+
+    truth = _shard(name, 0, 1, len(data), sha256)
+    assert registry.http.post(shards, content=truth, headers=auth).json() == {"result": 1}
+    assert _uploaders(registry, sha256) == ["acme"]
+    assert open_blob_store(registry.settings).read_bytes(sha256, 0, len(data) + 1) == data

@@ -21,7 +21,7 @@ from registry.api.deps import BlobStoreDep, SessionDep, SettingsDep
 from registry.api.routes.hub import HubRoute
 from registry.api.routes.hub_lfs import KeyDep
 from registry.errors import LorryError, NotFound, XetUnavailable
-from registry.services import lfs, xet
+from registry.services import lfs, xet, xet_xorbs
 from registry.services.hub import find_hub_repository
 from registry.services.names import check_repository_name
 
@@ -76,12 +76,9 @@ def xet_dedup(repository: XetRepository, prefix: str, chunk: str) -> None:
 async def xet_xorb(
     request: Request, settings: SettingsDep, repository: XetRepository, prefix: str, xorb: str
 ) -> JSONResponse:
-    """A xorb: kept only if its chunks hash to ``xorb``."""
-    spool = await xet.spool_body(settings, request.stream(), xet.MAX_XORB_BYTES, "xorb")
+    """A xorb: kept only if its chunks hash to ``xorb`` (verified as it streams in)."""
     try:
-        inserted = await anyio.to_thread.run_sync(
-            xet.store_xorb, settings, *repository, xorb, spool
-        )
+        inserted = await xet_xorbs.receive_xorb(settings, *repository, xorb, request.stream())
     except LorryError as exc:  # hf_xet shows the status only: say why here
         logger.warning("xet: %s/%s: xorb %s refused: %s", *repository, xorb, exc.message)
         raise
