@@ -28,6 +28,12 @@ from cli.tables import Column, FittedTable
 __all__ = ["register"]
 
 
+class JobKind(StrEnum):
+    compose = "compose"
+    export = "export"
+    eval = "eval"
+
+
 class JobState(StrEnum):
     queued = "queued"
     running = "running"
@@ -62,9 +68,11 @@ def _result(job: dict[str, Any]) -> str:
     return escape(error["code"]) if error else "-"
 
 
-def _jobs_table(items: list[dict[str, Any]], total: int) -> FittedTable:
+def _jobs_table(items: list[dict[str, Any]], total: int, kind: str | None = None) -> FittedTable:
+    """The jobs; a job's kind is in `lorry job ID` (and `--kind` filters), which keeps the
+    table's key columns and its time and author within 120 columns."""
     table = FittedTable(
-        f"{len(items)} of {total} jobs",
+        f"{len(items)} of {total} {kind + ' ' if kind else ''}jobs",
         [
             Column("id", key=True),
             Column("state", key=True),
@@ -94,6 +102,7 @@ def _job_panel(job: dict[str, Any]) -> Table:
     table.add_column(overflow="fold")
     duration = job.get("duration_s")
     rows = [
+        ("kind", job.get("kind", "compose")),
         ("state", _state(job["state"])),
         ("target", escape(job["target"])),
         ("progress", f"{_progress(job)} {escape(job['progress']['module'] or '')}"),
@@ -125,14 +134,20 @@ def jobs_command(
     repository: Annotated[
         str | None, typer.Option("--repository", "-r", help="Only jobs publishing to NS/NAME.")
     ] = None,
+    kind: Annotated[
+        JobKind | None,
+        typer.Option("--kind", help="Only compositions, exports or evaluation runs."),
+    ] = None,
     limit: LimitOption = 50,
     registry: RegistryOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List composition jobs, newest first."""
+    """List jobs (compositions, exports, evaluation runs), newest first."""
     params: dict[str, Any] = {"limit": limit}
     if state is not None:
         params["state"] = state.value
+    if kind is not None:
+        params["kind"] = kind.value
     if repository is not None:
         params["repository"] = repository
     with registry_client(registry) as client:
@@ -140,7 +155,7 @@ def jobs_command(
     if as_json:
         echo_json(page)
         return
-    stdout.print(_jobs_table(page["items"], page["total"]))
+    stdout.print(_jobs_table(page["items"], page["total"], kind.value if kind else None))
 
 
 def job_command(

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from composer.card import InputRecord, ModuleRecord
     from composer.methods import method_names
     from composer.recipe import Input, Output, Parameters, Recipe, load_recipe, parse_recipe
+    from composer.threads import use_threads
 
 _LAZY = {
     "ComposeResult": "composer.api",
@@ -55,6 +56,7 @@ _LAZY = {
     "Recipe": "composer.recipe",
     "load_recipe": "composer.recipe",
     "parse_recipe": "composer.recipe",
+    "use_threads": "composer.threads",
 }
 
 
@@ -93,4 +95,5 @@ __all__ = [
     "method_names",
     "parse_recipe",
     "plan",
+    "use_threads",
 ]

@@ -17,10 +17,25 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["single_threaded"]
+__all__ = ["single_threaded", "use_threads"]
 
 # torch's thread count is process-wide: one section at a time sets and restores it.
 _LOCK = threading.Lock()
+
+
+def use_threads(count: int) -> None:
+    """Run the calling thread's CPU kernels on ``count`` threads (what torch's
+    ``set_num_threads`` sets, from the thread that will run them).
+
+    On a machine shared with other busy processes, give the cores the process really gets:
+    a blocked kernel's parallel region waits for its slowest thread, so one preempted thread
+    slows every block (``bench/README-compose.md``). Results do not depend on the count.
+    """
+    if count < 1:
+        raise ValueError(f"a thread count is at least 1, not {count}")
+    with _LOCK:
+        if torch.get_num_threads() != count:
+            torch.set_num_threads(count)
 
 
 @contextmanager

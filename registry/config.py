@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     worker on PostgreSQL); set it false where separate ``lorry worker`` processes run them."""
     job_threads: int = Field(default=1, ge=1)
     """Jobs one process (``lorry serve`` or ``lorry worker``) runs at the same time."""
+    torch_threads: int | None = Field(default=None, ge=1, le=1024)
+    """Threads torch uses for this process's jobs (compositions, merges, exports); unset:
+    torch's own choice (one per core). On a machine shared with other busy processes, set
+    it to the cores the worker really gets; results do not depend on it."""
     job_heartbeat_s: float = Field(default=5.0, gt=0)
     """How often a running job's process writes its heartbeat."""
     job_stale_after_s: float = Field(default=60.0, gt=0)

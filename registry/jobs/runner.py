@@ -122,6 +122,9 @@ class JobRunner:
     def run(self, job_id: str) -> str | None:
         """Run the job if it is still queued; returns its final state (None: not claimed)."""
         worker = worker_name()
+        if self.settings.torch_threads is not None:
+            # torch keeps the count per thread: set it in the thread that runs the job
+            composer.use_threads(self.settings.torch_threads)
         row = self._claim(job_id, worker)
         if row is None:
             return None
@@ -186,7 +189,9 @@ class JobRunner:
                 row.worker = worker
                 row.started_at = row.started_at or now
                 row.heartbeat_at = now
-                append_log(row, f"started on {worker} (attempt {row.attempts})")
+                threads = self.settings.torch_threads
+                on = f"{worker}, {threads} torch thread(s)" if threads is not None else worker
+                append_log(row, f"started on {on} (attempt {row.attempts})")
                 session.add(row)
                 return row
 

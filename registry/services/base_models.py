@@ -17,28 +17,55 @@ shown as one (``usable_base_model``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlmodel import Session, select
 
 from registry.errors import InvalidInput, InvalidReference
-from registry.services.names import check_repository_name, repository_id
+from registry.services.names import repository_id, split_registry_ref
+from registry.services.principals import READ
 from registry.services.refs import resolve_ref
-from registry.tables import Repository
+from registry.services.repositories import find_repository
+from registry.tables import Repository, Version
 
 
 def parse_base_reference(text: str) -> tuple[str, str, str | None]:
     """``NAMESPACE/NAME[@REF]`` as ``(namespace, name, ref or None)``."""
-    repo, at, ref = text.strip().partition("@")
-    namespace, slash, name = repo.partition("/")
-    try:
-        if not slash or "/" in name or (at and not ref):
-            raise InvalidReference("not NAMESPACE/NAME[@REF]")
-        check_repository_name(namespace, name)
-    except InvalidInput:
-        raise InvalidReference(
-            f"base model {text!r} is not a registry reference; name a model repository of "
-            "this registry as NAMESPACE/NAME[@REF], e.g. acme/llama-3-8b@1"
-        ) from None
-    return namespace, name, ref or None
+    return split_registry_ref(
+        text,
+        f"base model {text!r} is not a registry reference; name a model repository of "
+        "this registry as NAMESPACE/NAME[@REF], e.g. acme/llama-3-8b@1",
+    )
+
+
+def readable_model_version(
+    session: Session,
+    reference: str,
+    check_access: Callable[[str, str], None] | None,
+    what: str,
+    flag: str,
+) -> tuple[str, Version]:
+    """The version of the model repository that ``reference`` (``NAMESPACE/NAME[@REF]``,
+    latest by default) names, as ``(repository id, version)``, once the caller may read
+    its namespace; ``what`` and ``flag`` say in a refusal where the reference came from
+    (``"merge_into"``, ``"--merge-into"``)."""
+    namespace, name, ref = split_registry_ref(
+        reference,
+        f"{what} {reference!r} is not a registry reference; name the base model as "
+        f"NAMESPACE/NAME[@REF], e.g. `{flag} acme/llama-3.2-3b@1`",
+    )
+    if check_access is not None:
+        # before any lookup: a namespace the caller may not read is refused whether or
+        # not the repository exists, so the answer says nothing of its contents
+        check_access(READ, namespace)
+    repository = find_repository(session, namespace, name)
+    repo_id = repository_id(namespace, name)
+    if repository.kind != "model":
+        raise InvalidInput(
+            f"{what} {reference!r}: {repo_id} holds {repository.kind}s; the base must be a "
+            f"model repository (push one with `lorry push DIR {repo_id} --kind model`)"
+        )
+    return repo_id, resolve_ref(session, repository, ref or "latest")
 
 
 def _model_repository(session: Session, namespace: str, name: str) -> Repository | None:

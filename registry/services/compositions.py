@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session, select
 
 from registry.config import Settings
-from registry.errors import Conflict, InvalidInput, InvalidReference
+from registry.errors import Conflict, InvalidInput
 from registry.schemas.compose import CompositionRequest, JobInput, JobOut
 from registry.services.audit import Caller
 from registry.services.eval_gates import refuse_unmeasured_version
@@ -17,7 +17,12 @@ from registry.services.evaluations import plan_recipe_evaluations
 from registry.services.job_kinds.compose import EVALUATE, ComposeSubmission
 from registry.services.job_queue import JobQueue
 from registry.services.jobs import create_job
-from registry.services.names import check_alias_name, check_repository_name, repository_id
+from registry.services.names import (
+    check_alias_name,
+    check_repository_name,
+    repository_id,
+    split_registry_ref,
+)
 from registry.services.policies import check_alias_change
 from registry.services.principals import READ, WRITE
 from registry.services.refs import resolve_ref
@@ -42,17 +47,11 @@ class RegistryRef:
 
 def parse_registry_ref(text: str) -> RegistryRef:
     """``ns/name`` (latest), ``ns/name@REF``; REF as the REST API takes it."""
-    repo, _, ref = text.strip().partition("@")
-    namespace, slash, name = repo.partition("/")
-    try:
-        if not slash or "/" in name:
-            raise InvalidInput("not NAMESPACE/NAME")
-        check_repository_name(namespace, name)
-    except InvalidInput:
-        raise InvalidReference(
-            f"{text!r} is not a registry reference; in a composition every input names a "
-            "version as NAMESPACE/NAME@REF (e.g. acme/sql-gen@production or acme/tone@3)"
-        ) from None
+    namespace, name, ref = split_registry_ref(
+        text,
+        f"{text!r} is not a registry reference; in a composition every input names a "
+        "version as NAMESPACE/NAME@REF (e.g. acme/sql-gen@production or acme/tone@3)",
+    )
     return RegistryRef(namespace, name, ref or "latest")
 
 

@@ -30,12 +30,12 @@ from registry.errors import (
 from registry.schemas.compose import JobInput, JobOut
 from registry.schemas.export import ExportRequest
 from registry.services.audit import Caller
+from registry.services.base_models import readable_model_version
 from registry.services.job_kinds.export import BASE_CONFIG, ExportSpec
 from registry.services.job_queue import JobQueue
 from registry.services.jobs import create_job
 from registry.services.merged_exports import merged_export_path, resolve_merge_base
-from registry.services.names import check_repository_name, repository_id
-from registry.services.principals import READ
+from registry.services.names import repository_id, split_registry_ref
 from registry.services.refs import resolve_ref
 from registry.services.repositories import check_writable, find_repository
 from registry.storage.base import BlobStore
@@ -100,21 +100,6 @@ def _check_adapter(version: Version, repo_id: str) -> None:
         )
 
 
-def _parse_base(text_ref: str) -> tuple[str, str, str]:
-    repo, _, ref = text_ref.strip().partition("@")
-    namespace, slash, name = repo.partition("/")
-    try:
-        if not slash or "/" in name:
-            raise InvalidInput("not NAMESPACE/NAME")
-        check_repository_name(namespace, name)
-    except InvalidInput:
-        raise InvalidReference(
-            f"base {text_ref!r} is not a registry reference; name the base model as "
-            "NAMESPACE/NAME[@REF], e.g. `--base acme/llama-3-8b@1`"
-        ) from None
-    return namespace, name, ref or "latest"
-
-
 def _registry_base(session: Session, version: Version) -> str | None:
     """The adapter's base model link, else its ``base_model_name_or_path`` when that names a
     model repository here (versions published before links existed)."""
@@ -124,7 +109,7 @@ def _registry_base(session: Session, version: Version) -> str | None:
     if not named:
         return None
     try:
-        namespace, name, _ref = _parse_base(named)
+        namespace, name, _ref = split_registry_ref(named, "not a registry reference")
     except InvalidReference:
         return None
     found = session.exec(
@@ -156,17 +141,9 @@ def _resolve_base(
             "give it as base (`--base NAMESPACE/NAME[@REF]` in the CLI; its config.json names "
             "the GGUF tensors)"
         )
-    namespace, name, ref = _parse_base(reference)
-    if check_access is not None:
-        check_access(READ, namespace)
-    base_repository = find_repository(session, namespace, name)
-    base_id = repository_id(namespace, name)
-    if base_repository.kind != "model":
-        raise InvalidInput(
-            f"base {reference!r}: {base_id} holds {base_repository.kind}s; the base of an "
-            "adapter export is a model repository"
-        )
-    base_version = resolve_ref(session, base_repository, ref)
+    base_id, base_version = readable_model_version(
+        session, reference, check_access, "base", "--base"
+    )
     if session.get(VersionFile, (base_version.id, BASE_CONFIG)) is None:
         raise InvalidInput(
             f"base {base_id}@{base_version.number} has no {BASE_CONFIG}, which the export "

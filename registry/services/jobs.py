@@ -220,6 +220,7 @@ def list_jobs(
     *,
     state: str | None = None,
     repository: str | None = None,
+    kind: str | None = None,
     limit: int = 50,
     offset: int = 0,
     visible: Visibility = EVERYTHING,
@@ -233,6 +234,8 @@ def list_jobs(
         conditions.append(col(Job.state) == state)
     if repository is not None:
         conditions.append(col(Job.target) == repository)
+    if kind is not None:
+        conditions.append(col(Job.kind) == kind)
     total = session.exec(select(func.count()).select_from(Job).where(*conditions)).one()
     rows = session.exec(
         select(Job)

@@ -18,12 +18,9 @@ from collections.abc import Callable
 from sqlmodel import Session, col, select
 
 from registry.config import Settings
-from registry.errors import InvalidInput, InvalidReference
+from registry.errors import InvalidInput
 from registry.schemas.compose import JobInput
-from registry.services.names import check_repository_name, repository_id
-from registry.services.principals import READ
-from registry.services.refs import resolve_ref
-from registry.services.repositories import find_repository
+from registry.services.base_models import readable_model_version
 from registry.storage.base import BlobStore
 from registry.storage.scratch import scratch_directory
 from registry.tables import Version, VersionFile
@@ -37,21 +34,6 @@ _CONFIG = "config.json"
 def merged_export_path(base_name: str, base_digest_hex: str, outtype: str) -> str:
     """``merged-<base name>-<first 12 hex of its digest>-<outtype>.gguf``."""
     return f"merged-{base_name}-{base_digest_hex[:12]}-{outtype}.gguf"
-
-
-def _parse(reference: str) -> tuple[str, str, str]:
-    repo, _, ref = reference.strip().partition("@")
-    namespace, slash, name = repo.partition("/")
-    try:
-        if not slash or "/" in name:
-            raise InvalidInput("not NAMESPACE/NAME")
-        check_repository_name(namespace, name)
-    except InvalidInput:
-        raise InvalidReference(
-            f"merge_into {reference!r} is not a registry reference; name the base model as "
-            "NAMESPACE/NAME[@REF], e.g. `--merge-into acme/llama-3.2-3b@1`"
-        ) from None
-    return namespace, name, ref or "latest"
 
 
 def _base_files(session: Session, version: Version) -> dict[str, VersionFile]:
@@ -118,20 +100,9 @@ def resolve_merge_base(
     written."""
     from composer.api import check_merge_shapes
 
-    namespace, name, ref = _parse(reference)
-    if check_access is not None:
-        # before any lookup: a namespace the caller may not read is refused whether or
-        # not the repository exists, so the answer says nothing of its contents
-        check_access(READ, namespace)
-    base_repository = find_repository(session, namespace, name)
-    base_id = repository_id(namespace, name)
-    if base_repository.kind != "model":
-        raise InvalidInput(
-            f"merge_into {reference!r}: {base_id} holds {base_repository.kind}s; an adapter "
-            "merges into a model repository (push the base with `lorry push DIR "
-            f"{base_id} --kind model`)"
-        )
-    version = resolve_ref(session, base_repository, ref)
+    base_id, version = readable_model_version(
+        session, reference, check_access, "merge_into", "--merge-into"
+    )
     where = f"base {base_id}@{version.number}"
     files = _base_files(session, version)
     config = files.get(_CONFIG)

@@ -27,6 +27,21 @@ def check_repository_name(namespace: str, name: str) -> None:
             )
 
 
+def split_registry_ref(text: str, refusal: str) -> tuple[str, str, str | None]:
+    """``NAMESPACE/NAME[@REF]`` as ``(namespace, name, REF or None)``; anything else is an
+    ``InvalidReference`` with the caller's ``refusal`` (which says where the reference came
+    from and gives an example)."""
+    repo, at, ref = text.strip().partition("@")
+    namespace, slash, name = repo.partition("/")
+    try:
+        if not slash or "/" in name or (at and not ref):
+            raise InvalidInput("not NAMESPACE/NAME[@REF]")
+        check_repository_name(namespace, name)
+    except InvalidInput:
+        raise InvalidReference(refusal) from None
+    return namespace, name, ref or None
+
+
 def check_namespace(namespace: str) -> None:
     """Refuse a namespace that no repository may have."""
     check_repository_name(namespace, "name")

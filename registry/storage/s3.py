@@ -65,10 +65,18 @@ class _ObjectStream:
     (a client that disconnects mid-download never exhausts it).
     """
 
-    def __init__(self, response: Any, store: S3BlobStore, sha256: str, length: int | None) -> None:
+    def __init__(
+        self,
+        response: Any,
+        store: S3BlobStore,
+        sha256: str,
+        length: int | None,
+        label: str | None = None,
+    ) -> None:
         self._response: Any = response
         self._store = store
-        self._sha256 = sha256
+        self._sha256: str | None = None if label is not None else sha256
+        self._action = f"read {label}" if label is not None else f"read blob sha256:{sha256}"
         self._remaining = length
 
     def __iter__(self) -> _ObjectStream:
@@ -82,7 +90,7 @@ class _ObjectStream:
             raise StopIteration
         size = CHUNK_SIZE if self._remaining is None else min(CHUNK_SIZE, self._remaining)
         try:
-            with self._store._translate(f"read blob sha256:{self._sha256}", self._sha256):
+            with self._store._translate(self._action, self._sha256):
                 chunk: bytes = self._response.read(size)
         except BaseException:
             self.close()
@@ -291,6 +299,59 @@ class S3BlobStore:
                     self.bucket, prefix=self._object(prefix), recursive=recursive
                 )
             ]
+
+    def read_object_if_any(self, key: str, limit: int) -> bytes | None:
+        """The first ``limit`` bytes of the object at ``key``; ``None`` when there is none."""
+        try:
+            with self._translate(f"read {key}", key):  # a missing key: BlobNotFound
+                response = self._client.get_object(self.bucket, self._object(key), 0, limit)
+        except BlobNotFound:
+            return None
+        with self._translate(f"read {key}"):
+            try:
+                return bytes(response.read())
+            finally:
+                response.close()
+                response.release_conn()
+
+    def put_object_file(self, key: str, path: Path) -> None:
+        """Upload the file at ``path`` to ``key`` (relative to the prefix), beside the blobs
+        (Xet xorbs, ``registry.storage.xorbs``)."""
+        with self._translate(f"write {key}"):
+            self._client.fput_object(
+                self.bucket,
+                self._object(key),
+                str(path),
+                content_type="application/octet-stream",
+                part_size=self.part_size,
+                num_parallel_uploads=_PARALLEL_PART_UPLOADS,
+            )
+
+    def read_object_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        """``length`` bytes of the object at ``key`` from ``start``, in pieces; a missing
+        object is a ``StorageUnavailable`` (callers check for it first)."""
+        with self._translate(f"read {key}"):
+            response = self._client.get_object(self.bucket, self._object(key), start, length)
+        return _ObjectStream(response, self, key, length, label=key)
+
+    def object_times(self, prefix: str) -> list[tuple[str, datetime]]:
+        """Keys under ``prefix`` (relative to the prefix, recursively) and when each was
+        last written."""
+        base = self._object("")
+        with self._translate(f"list {prefix}"):
+            return [
+                (
+                    (obj.object_name or "")[len(base) :],
+                    (obj.last_modified or datetime.now(UTC)).astimezone(UTC),
+                )
+                for obj in self._client.list_objects(
+                    self.bucket, prefix=self._object(prefix), recursive=True
+                )
+            ]
+
+    def remove_object(self, key: str) -> None:
+        with self._translate(f"delete {key}"):
+            self._client.remove_object(self.bucket, self._object(key))
 
     def _object(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key

@@ -49,6 +49,7 @@ def _audit() -> Any:
 def _jobs() -> Any:
     job = {
         "id": JOB_ID,
+        "kind": "compose",
         "state": "succeeded",
         "target": "acme/sql-gen-formal",
         "progress": {"done": 28, "total": 28},

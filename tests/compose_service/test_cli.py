@@ -63,6 +63,11 @@ def test_compose_to_the_registry_then_inspect_jobs_and_lineage(
 
     shown = runner.invoke(_lorry(), ["job", job_id], env=env)
     assert shown.exit_code == 0 and "succeeded" in shown.output and "acme/toxic" in shown.output
+    assert "compose" in shown.output
+    compositions = runner.invoke(_lorry(), ["jobs", "--kind", "compose"], env=env)
+    assert compositions.exit_code == 0 and "1 of 1 compose jobs" in compositions.output
+    evaluations = runner.invoke(_lorry(), ["jobs", "--kind", "eval"], env=env)
+    assert evaluations.exit_code == 0 and "0 of 0 eval jobs" in evaluations.output
 
     again = runner.invoke(
         _lorry(), ["compose", str(recipe), "--to", "acme/sql-formal", "--json"], env=env

@@ -254,3 +254,29 @@ def test_a_composition_cannot_move_a_protected_alias_its_submitter_may_not(
     done = wait_for_job(client, accepted.json()["id"])
     assert done["state"] == "succeeded", done["log"]
     assert client.get(f"{API}/repos/acme/sql-formal/aliases/production").json()["version"] == 1
+
+
+def test_a_worker_runs_its_jobs_on_the_torch_threads_it_is_given(
+    client: TestClient,
+    skill_adapters: dict[str, dict[str, bytes]],
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    settings.torch_threads = 1 if before != 1 else 2
+    try:
+        publish_skills(client, skill_adapters)
+        job = submit(client, sql_formal_recipe(), "acme/sql-formal").json()
+        done = wait_for_job(client, job["id"])
+        assert done["state"] == "succeeded", (done["error"], done["log"])
+        started = [line["message"] for line in done["log"] if line["message"].startswith("started")]
+        assert len(started) == 1
+        assert started[0].endswith(f", {settings.torch_threads} torch thread(s) (attempt 1)")
+        # the bytes do not depend on the count: the local composer runs on `before` threads
+        pulled = version_files(client, "acme/sql-formal", str(done["result"]["version"]))
+        local = _local_compose(client, done["recipe"], done["inputs"], tmp_path)
+        assert pulled == local
+    finally:
+        torch.set_num_threads(before)

@@ -130,6 +130,11 @@ def test_an_adapter_export_is_a_derived_file_of_the_version(
     assert (again.json()["id"], again.json()["reused"]) == (job["id"], True)
     assert again.json()["export"]["sha256"] == export["sha256"]
     assert client.get(f"{API}/jobs", params={"repository": ADAPTER}).json()["total"] == 1
+    exports = client.get(f"{API}/jobs", params={"kind": "export"}).json()["items"]
+    assert [item["id"] for item in exports] == [job["id"]]
+    assert client.get(f"{API}/jobs", params={"kind": "compose"}).json()["total"] == 0
+    unknown = client.get(f"{API}/jobs", params={"kind": "train"})
+    assert unknown.status_code == 422 and "compose" in unknown.text
 
     # garbage collection keeps the export's blob
     gc = client.post(f"{API}/gc", params={"grace_minutes": 0})

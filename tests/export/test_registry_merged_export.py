@@ -187,7 +187,7 @@ def test_refused_merged_exports_change_nothing(
     before = row_counts(client)
 
     cases: list[tuple[str, dict[str, Any], int, str, str]] = [
-        (ADAPTER, {"merge_into": ADAPTER}, 422, "invalid_input", "merges into a model"),
+        (ADAPTER, {"merge_into": ADAPTER}, 422, "invalid_input", "must be a model repository"),
         (ADAPTER, {"merge_into": "acme/nothing"}, 404, "repository_not_found", "acme/nothing"),
         (ADAPTER, {"merge_into": f"{BASE}@9"}, 404, "version_not_found", "no version 9"),
         (ADAPTER, {"merge_into": "not a ref"}, 422, "invalid_reference", "NAMESPACE/NAME"),

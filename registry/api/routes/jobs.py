@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 
 from registry.api.access import AccessCheckDep, VisibilityDep
 from registry.api.deps import CallerDep, SessionDep
-from registry.schemas.compose import JobList, JobOut, JobState
+from registry.schemas.compose import JobKind, JobList, JobOut, JobState
 from registry.services import jobs
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -18,6 +18,7 @@ def list_jobs(
     visible: VisibilityDep,
     state: JobState | None = None,
     repository: str | None = None,
+    kind: JobKind | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JobList:
@@ -25,6 +26,7 @@ def list_jobs(
         session,
         state=state,
         repository=repository,
+        kind=kind,
         limit=limit,
         offset=offset,
         visible=visible,
