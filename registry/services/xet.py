@@ -8,8 +8,9 @@ sends, turned into ordinary, sha256-verified blobs.
    (404); deduplicating against other uploads would tell a client what they hold.
 3. Xorbs (``POST .../v1/xorbs/default/<hash>``) are verified while they stream in
    (``registry.services.xet_xorbs``): every chunk decompressed and hashed, the
-   aggregated hash compared with the URL's, and the chunks kept (decompressed) under
-   ``<home>/xet/<ns>/<name>/`` with an index.
+   aggregated hash compared with the URL's, and the chunks kept (decompressed) with an
+   index (``registry.storage.xorbs``: beside the blobs on S3, where every replica reads
+   them; under ``<home>/xet/<ns>/<name>/`` with the local blob directory).
 4. The shard (``POST .../v1/shards``) lists each file as terms (chunk ranges of
    xorbs). Each file is rebuilt by reading those xorbs' chunks into a scratch file,
    hashed on the way, compared with the sha256 the shard names, and only then put into
@@ -17,7 +18,7 @@ sends, turned into ordinary, sha256-verified blobs.
    commit names it: what the Git LFS path does with an upload).
 5. The commit names the file by that sha256 (``lfsFile``), like any LFS file.
 
-Xorbs stay on disk after their files are built: hf_xet keeps the shards it uploaded for
+Xorbs are kept after their files are built: hf_xet keeps the shards it uploaded for
 three weeks (``MDB_SHARD_LOCAL_CACHE_EXPIRATION``, in a cache per CAS URL, so per
 repository here) and, in a later upload of similar files, refers to their chunks instead
 of sending them again. A shard that refers to a xorb renews its time; a xorb unused for
@@ -45,9 +46,10 @@ from registry.config import Settings
 from registry.errors import Forbidden, InvalidInput, StorageUnavailable, TooLarge
 from registry.services.blob_claims import record_uploads
 from registry.services.xet_format import FileEntry, read_shard_files
-from registry.services.xet_xorbs import CHUNKS, IDX, read_index, repository_dir, write_all
+from registry.services.xet_xorbs import read_index, write_all
 from registry.storage.base import BlobStore
 from registry.storage.scratch import ScratchLock, new_file
+from registry.storage.xorbs import LocalXorbs, XorbStore, open_xorb_store
 
 logger = logging.getLogger(__name__)
 
@@ -94,29 +96,10 @@ def check_token(key: bytes, namespace: str, name: str, token: str | None) -> Non
         raise Forbidden("this Xet token has expired; huggingface_hub fetches a new one")
 
 
-def sweep_xorbs(settings: Settings, namespace: str, name: str) -> int:
-    """Remove the repository's xorbs that no shard used for ``XORB_KEEP_S`` (and staged
-    files older than ``_STAGED_KEEP_S``); how many xorbs."""
-    directory = repository_dir(settings, namespace, name)
-    if not directory.is_dir():
-        return 0
-    for staged in directory.glob(".*"):  # what a killed upload left half-written
-        try:
-            if staged.stat().st_mtime < time.time() - _STAGED_KEEP_S:
-                staged.unlink()
-        except FileNotFoundError:
-            continue
-    cutoff = time.time() - XORB_KEEP_S
-    removed = 0
-    for xorb in directory.glob(f"*{CHUNKS}"):
-        try:
-            if xorb.stat().st_mtime < cutoff:
-                xorb.unlink()
-                xorb.with_suffix(IDX).unlink(missing_ok=True)
-                removed += 1
-        except FileNotFoundError:
-            continue
-    return removed
+def sweep_xorbs(xorbs: XorbStore, namespace: str, name: str) -> int:
+    """Remove the repository's xorbs that no shard used for ``XORB_KEEP_S`` (and staging
+    files that killed uploads left); how many xorbs."""
+    return xorbs.sweep(namespace, name, XORB_KEEP_S)
 
 
 @dataclass
@@ -161,15 +144,18 @@ async def spool_body(
     return spool
 
 
-def _check(directory: Path, entry: FileEntry, max_bytes: int) -> None:
+def _check(xorbs: XorbStore, namespace: str, name: str, entry: FileEntry, max_bytes: int) -> None:
     if entry.size > max_bytes:
         raise TooLarge(
             f"a file of {entry.size} bytes is larger than the server's limit of {max_bytes} "
             "bytes per file (LORRY_MAX_FILE_BYTES)"
         )
+    used: set[str] = set()
     for term in entry.terms:
-        chunks = read_index(directory, term.xorb)
-        (directory / f"{term.xorb}{CHUNKS}").touch()  # used: kept another XORB_KEEP_S
+        chunks = read_index(xorbs, namespace, name, term.xorb)
+        if term.xorb not in used:
+            xorbs.touch(namespace, name, term.xorb)  # used: kept another XORB_KEEP_S
+            used.add(term.xorb)
         if term.end > len(chunks):
             raise InvalidInput(
                 f"the shard names chunks {term.start} to {term.end} of xorb {term.xorb}, "
@@ -182,15 +168,13 @@ def _check(directory: Path, entry: FileEntry, max_bytes: int) -> None:
             )
 
 
-def _ranges(directory: Path, entry: FileEntry) -> list[tuple[Path, int, int]]:
-    """Where the bytes of ``entry`` are: per term, its xorb's chunks file, an offset in it
-    and a length (= the chunks' sizes, ``_check``)."""
+def _ranges(
+    xorbs: XorbStore, namespace: str, name: str, entry: FileEntry
+) -> list[tuple[str, int, int]]:
+    """Where the bytes of ``entry`` are: per term, its xorb, an offset in the xorb's
+    chunks and a length (= the chunks' sizes, ``_check``)."""
     return [
-        (
-            directory / f"{term.xorb}{CHUNKS}",
-            read_index(directory, term.xorb)[term.start][0],
-            term.size,
-        )
+        (term.xorb, read_index(xorbs, namespace, name, term.xorb)[term.start][0], term.size)
         for term in entry.terms
     ]
 
@@ -233,22 +217,54 @@ def _copy_ranges(fd: int, ranges: list[tuple[Path, int, int]]) -> None:
                 size -= sent
 
 
+def _read_ranges(
+    xorbs: XorbStore, namespace: str, name: str, ranges: list[tuple[str, int, int]], fd: int | None
+) -> str:
+    """The sha256 of the ranges' bytes read from the xorb store (S3), appended to ``fd``
+    unless it is ``None``."""
+    hasher = hashlib.sha256()
+    for xorb, offset, size in ranges:
+        got = 0
+        for piece in xorbs.read(namespace, name, xorb, offset, size):
+            hasher.update(piece)
+            if fd is not None:
+                write_all(fd, piece)
+            got += len(piece)
+        if got != size:
+            raise InvalidInput(f"xorb {xorb} is shorter than its index says")
+    return hasher.hexdigest()
+
+
 def _rebuild(
-    settings: Settings, directory: Path, entry: FileEntry, *, copy: bool
+    settings: Settings,
+    xorbs: XorbStore,
+    namespace: str,
+    name: str,
+    entry: FileEntry,
+    *,
+    copy: bool,
 ) -> tuple[Spool | None, str]:
-    """The file of ``entry`` in a scratch file (if ``copy``) and its sha256. The copy
-    runs in a second thread beside the hash (both release the GIL): this is the part of
-    a push that the client waits for after its last xorb."""
-    ranges = _ranges(directory, entry)
+    """The file of ``entry`` in a scratch file (if ``copy``) and its sha256. On local
+    disk the copy runs in a second thread beside the hash (both release the GIL): this is
+    the part of a push that the client waits for after its last xorb. From S3 the bytes
+    are read once, hashed and written on the way."""
+    ranges = _ranges(xorbs, namespace, name, entry)
+    local = xorbs if isinstance(xorbs, LocalXorbs) else None
+    paths = [(local.chunks_path(namespace, name, x), o, n) for x, o, n in ranges] if local else []
     if not copy:
-        return None, _hash_ranges(ranges)
+        if local:
+            return None, _hash_ranges(paths)
+        return None, _read_ranges(xorbs, namespace, name, ranges, None)
     fd, path, lock = new_file(settings.tmp_dir, "upload-", ".part")
     spool = Spool(path, lock)
     try:
-        with ThreadPoolExecutor(1, thread_name_prefix="xet-rebuild") as pool:
-            copied = pool.submit(_copy_ranges, fd, ranges)
-            sha256 = _hash_ranges(ranges)
-            copied.result()
+        if not local:
+            sha256 = _read_ranges(xorbs, namespace, name, ranges, fd)
+        else:
+            with ThreadPoolExecutor(1, thread_name_prefix="xet-rebuild") as pool:
+                copied = pool.submit(_copy_ranges, fd, paths)
+                sha256 = _hash_ranges(paths)
+                copied.result()
     except BaseException:
         os.close(fd)
         spool.discard()
@@ -263,20 +279,20 @@ def store_shard(
     """Build every file that the spooled shard describes and put it into the blob store
     when it hashes to the sha256 the shard names; the sha256s stored, which ``namespace``
     now holds (``registry.services.blob_claims``): their bytes came in as its xorbs."""
-    directory = repository_dir(settings, namespace, name)
+    xorbs = open_xorb_store(settings, store)
     try:
         with spool.path.open("rb") as handle:
             entries = read_shard_files(handle, MAX_TERMS)
     finally:
         spool.discard()
     for entry in entries:
-        _check(directory, entry, settings.max_file_bytes)
+        _check(xorbs, namespace, name, entry, settings.max_file_bytes)
     stored = []
     for entry in entries:
         # A blob the store holds already: the chunks are only hashed (the namespace must
         # have sent its bytes to hold it), not copied.
         known = entry.sha256 is not None and store.exists(entry.sha256)
-        built, sha256 = _rebuild(settings, directory, entry, copy=not known)
+        built, sha256 = _rebuild(settings, xorbs, namespace, name, entry, copy=not known)
         try:
             if entry.sha256 is not None and entry.sha256 != sha256:
                 raise InvalidInput(

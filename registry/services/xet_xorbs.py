@@ -3,29 +3,27 @@ stream in and kept, decompressed, per repository.
 
 A xorb's request body is cut into chunks while it arrives (``ChunkSplitter``): every
 ``BATCH_BYTES`` received, a worker thread decompresses and BLAKE3-hashes the chunks
-those bytes complete and appends them to a staged file beside the xorb's final name.
+those bytes complete and appends them to a staging file (``XorbStore.staging_path``).
 At the end of the body the chunks' aggregated hash must equal the one in the URL; only
-then are the index and the chunks renamed into place. A refusal, a body cut short or a
+then is the xorb kept (``XorbStore.keep``). A refusal, a body cut short or a
 client that goes away removes the staged file; one that a killed server leaves (a
 ``.``-name) is removed by ``sweep_xorbs`` after an hour.
 
-On disk, under ``<home>/xet/<ns>/<name>/``: ``<hash>.chunks`` (the chunks, decompressed,
-one after the other: a file is rebuilt from them by plain reads) and ``<hash>.idx`` (per
-chunk: its offset in the chunks file, its size, 0).
+Kept (``registry.storage.xorbs``: on this server's disk, or beside the blobs on S3 where
+every replica reads them): ``<hash>.chunks`` (the chunks, decompressed, one after the
+other: a file is rebuilt from them by plain reads) and ``<hash>.idx`` (per chunk: its
+offset in the chunks file, its size, 0).
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import struct
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import anyio
 import anyio.to_thread
 
-from registry.config import Settings
 from registry.errors import InvalidInput, TooLarge
 from registry.services.xet_format import (
     ChunkSplitter,
@@ -36,6 +34,7 @@ from registry.services.xet_format import (
     xorb_hash,
 )
 from registry.storage.scratch import disk_errors
+from registry.storage.xorbs import XorbStore
 
 MAX_XORB_BYTES = 128 * 1024 * 1024
 """hf_xet makes xorbs of at most 64 MiB of chunks (and a footer)."""
@@ -44,23 +43,18 @@ BATCH_BYTES = 4 * 1024 * 1024
 start and the event loop's wake-up cost little per byte, small enough that concurrent
 xorbs (hf_xet sends several) keep both cores busy and memory stays low."""
 INDEX = struct.Struct("<QII")
-CHUNKS = ".chunks"
-IDX = ".idx"
 
 
-def repository_dir(settings: Settings, namespace: str, name: str) -> Path:
-    return settings.home / "xet" / namespace / name
-
-
-def read_index(directory: Path, xorb: str) -> list[tuple[int, int, int]]:
+def read_index(
+    xorbs: XorbStore, namespace: str, name: str, xorb: str
+) -> list[tuple[int, int, int]]:
     """The index of a kept xorb: per chunk, its offset, its size and 0."""
-    try:
-        data = (directory / f"{xorb}{IDX}").read_bytes()
-    except FileNotFoundError:
+    data = xorbs.index(namespace, name, xorb)
+    if data is None:
         raise InvalidInput(
             f"the shard refers to xorb {xorb}, which was not uploaded to this repository; "
             "upload it (hf_xet does), then the shard"
-        ) from None
+        )
     return list(INDEX.iter_unpack(data))
 
 
@@ -73,17 +67,17 @@ def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
 class _StagedXorb:
     """A xorb's chunks, decompressed, written to a staged file as its body arrives."""
 
-    def __init__(self, directory: Path, hex_hash: str) -> None:
+    def __init__(self, xorbs: XorbStore, namespace: str, name: str, hex_hash: str) -> None:
         self.hex_hash = hex_hash
         self.expected = hash_from_hex(hex_hash)
-        self.target = directory / f"{hash_hex(self.expected)}{CHUNKS}"
-        self.staged = directory / f".{self.target.name}.{secrets.token_hex(8)}"
+        self._xorbs, self._namespace, self._name = xorbs, namespace, name
+        self.xorb = hash_hex(self.expected)
         self._splitter = ChunkSplitter()
         self._entries: list[tuple[bytes, int]] = []
         self._index = bytearray()
         self._offset = 0
+        self.staged = xorbs.staging_path(namespace, name, self.xorb)
         with disk_errors("store a xorb"):
-            directory.mkdir(parents=True, exist_ok=True)
             self._fd: int | None = os.open(self.staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
 
     def feed(self, pieces: list[bytes]) -> None:
@@ -94,6 +88,12 @@ class _StagedXorb:
         with disk_errors("store a xorb"):
             for piece in pieces:
                 for chunk in self._splitter.feed(piece):
+                    if self._offset + chunk.size > MAX_XORB_BYTES:
+                        # compressed chunks could unpack to far more than the body's size
+                        raise TooLarge(
+                            f"a xorb's chunks unpack to more than {MAX_XORB_BYTES} bytes; "
+                            "hf_xet packs at most 64 MiB into one"
+                        )
                     plain = decompress(chunk.scheme, chunk.data, chunk.size)
                     self._entries.append((chunk_hash(plain), chunk.size))
                     self._index += INDEX.pack(self._offset, chunk.size, 0)
@@ -101,7 +101,7 @@ class _StagedXorb:
                     self._offset += chunk.size
 
     def keep(self) -> bool:
-        """Rename the chunks into place if they hash to the URL's hash; whether new."""
+        """Keep the chunks if they hash to the URL's hash; whether the xorb is new."""
         self._splitter.finish()
         if not self._entries:
             raise InvalidInput("the xorb holds no chunk")
@@ -112,15 +112,10 @@ class _StagedXorb:
                 "says; it was altered or cut short: upload it again"
             )
         self._close()
-        if self.target.exists():
-            return False
-        index_path = self.target.with_suffix(IDX)
-        staged_index = self.staged.with_suffix(IDX)
         with disk_errors("store a xorb"):
-            staged_index.write_bytes(bytes(self._index))
-            os.replace(staged_index, index_path)  # the index first: kept chunks always have one
-            os.replace(self.staged, self.target)
-        return True
+            return self._xorbs.keep(
+                self._namespace, self._name, self.xorb, self.staged, bytes(self._index)
+            )
 
     def _close(self) -> None:
         if self._fd is not None:
@@ -128,20 +123,18 @@ class _StagedXorb:
             self._fd = None
 
     def discard(self) -> None:
-        """Remove what is staged (nothing once ``keep`` renamed it)."""
+        """Remove what is staged (nothing once ``keep`` took it)."""
         self._close()
         self.staged.unlink(missing_ok=True)
-        self.staged.with_suffix(IDX).unlink(missing_ok=True)
 
 
 async def receive_xorb(
-    settings: Settings, namespace: str, name: str, hex_hash: str, body: AsyncIterator[bytes]
+    xorbs: XorbStore, namespace: str, name: str, hex_hash: str, body: AsyncIterator[bytes]
 ) -> bool:
     """Keep the streamed xorb's chunks, decompressed, if they hash to ``hex_hash``;
     whether the xorb is new. The body is verified while it arrives, ``BATCH_BYTES`` at a
     time in a worker thread; nothing is kept unless all of it is right."""
-    directory = repository_dir(settings, namespace, name)
-    staged = await anyio.to_thread.run_sync(_StagedXorb, directory, hex_hash)
+    staged = await anyio.to_thread.run_sync(_StagedXorb, xorbs, namespace, name, hex_hash)
     try:
         received = 0
         batch: list[bytes] = []

@@ -108,11 +108,11 @@ class LocalXorbs(_Staging):
         super().__init__(root)
         self.location = str(root)
 
-    def _chunks(self, namespace: str, name: str, xorb: str) -> Path:
+    def chunks_path(self, namespace: str, name: str, xorb: str) -> Path:
         return self.directory(namespace, name) / f"{xorb}{CHUNKS}"
 
     def keep(self, namespace: str, name: str, xorb: str, staged: Path, index: bytes) -> bool:
-        target = self._chunks(namespace, name, xorb)
+        target = self.chunks_path(namespace, name, xorb)
         try:
             if target.exists():
                 return False
@@ -127,14 +127,14 @@ class LocalXorbs(_Staging):
 
     def index(self, namespace: str, name: str, xorb: str) -> bytes | None:
         try:
-            return self._chunks(namespace, name, xorb).with_suffix(INDEX).read_bytes()
+            return self.chunks_path(namespace, name, xorb).with_suffix(INDEX).read_bytes()
         except FileNotFoundError:
             return None
 
     def read(
         self, namespace: str, name: str, xorb: str, start: int, length: int
     ) -> Iterator[bytes]:
-        with self._chunks(namespace, name, xorb).open("rb") as handle:
+        with self.chunks_path(namespace, name, xorb).open("rb") as handle:
             handle.seek(start)
             while length > 0:
                 data = handle.read(min(length, READ_BYTES))
@@ -144,7 +144,7 @@ class LocalXorbs(_Staging):
                 yield data
 
     def touch(self, namespace: str, name: str, xorb: str) -> None:
-        self._chunks(namespace, name, xorb).touch()
+        self.chunks_path(namespace, name, xorb).touch()
 
     def sweep(self, namespace: str, name: str, keep_s: float) -> int:
         directory = self.directory(namespace, name)

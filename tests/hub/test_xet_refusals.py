@@ -33,7 +33,7 @@ from registry.services.xet_format import (
     hash_hex,
     xorb_hash,
 )
-from registry.storage import open_blob_store
+from registry.storage import S3BlobStore, open_blob_store
 from registry.tables import BlobUpload
 from tests.hub.live import LiveRegistry, serve_logged
 from tests.support.rest import database_engine, row_counts
@@ -84,8 +84,12 @@ def _pieces(body: bytes, size: int) -> Iterator[bytes]:
 
 
 def _xet_files(registry: LiveRegistry) -> list[str]:
-    """Every file under the Xet directory, staged (``.``-names) or kept."""
-    return sorted(p.name for p in (registry.settings.home / "xet").rglob("*") if p.is_file())
+    """The names of every staged (``.``-names, on the server's disk) or kept xorb file
+    (on its disk, or beside the blobs on S3)."""
+    local = [p.name for p in (registry.settings.home / "xet").rglob("*") if p.is_file()]
+    store = open_blob_store(registry.settings)
+    kept = store.list_keys("xet/", recursive=True) if isinstance(store, S3BlobStore) else []
+    return sorted(local + [key.rsplit("/", 1)[-1] for key in kept])
 
 
 def _shard(xorb: str, start: int, end: int, size: int, sha256: str) -> bytes:
@@ -122,7 +126,7 @@ def test_a_xorb_is_kept_only_when_its_chunks_hash_to_its_name(registry: LiveRegi
     assert f"not {name}" in refused.json()["error"]
     cut = registry.http.post(url, content=body[:-10], headers=auth)
     assert cut.status_code == 422
-    assert not list((registry.settings.home / "xet").rglob("*.chunks"))
+    assert not [f for f in _xet_files(registry) if f.endswith(".chunks")]
 
     assert registry.http.post(url, content=body, headers=auth).json() == {"was_inserted": True}
     assert registry.http.post(url, content=body, headers=auth).json() == {"was_inserted": False}
@@ -189,7 +193,7 @@ def test_a_xet_token_is_valid_for_its_repository_only(registry: LiveRegistry) ->
             f"/api/xet/{REPO}/v1/xorbs/default/{name}", content=body, headers=headers
         )
         assert answer.status_code == 403
-    assert not list((registry.settings.home / "xet").rglob("*.chunks"))
+    assert not [f for f in _xet_files(registry) if f.endswith(".chunks")]
 
     reader = make_token(registry.settings, ["read"], ["acme"])
     elsewhere = make_token(registry.settings, ["write"], ["other"])
@@ -205,7 +209,9 @@ def test_a_xet_token_is_valid_for_its_repository_only(registry: LiveRegistry) ->
     assert missing.status_code == 404
 
 
-def test_a_xorb_that_no_shard_used_for_xorb_keep_s_is_removed(registry: LiveRegistry) -> None:
+def test_a_xorb_that_no_shard_used_for_xorb_keep_s_is_removed(
+    registry: LiveRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     auth = _token(registry)
     body, name = _xorb(CHUNKS)
     assert (
@@ -214,26 +220,27 @@ def test_a_xorb_that_no_shard_used_for_xorb_keep_s_is_removed(registry: LiveRegi
         ).status_code
         == 200
     )
-    (kept,) = (registry.settings.home / "xet").rglob("*.chunks")
-    old = time.time() - xet.XORB_KEEP_S - 60
-    os.utime(kept, (old, old))
+    kept = [f"{name}.chunks", f"{name}.idx"]
+    assert _xet_files(registry) == kept
+    monkeypatch.setattr(xet, "XORB_KEEP_S", 2)  # the server runs in this process
+    time.sleep(2.5)
     data = CHUNKS[0]
     shard = _shard(name, 0, 1, len(data), hashlib.sha256(data).hexdigest())
     assert (
         registry.http.post(f"/api/xet/{REPO}/v1/shards", content=shard, headers=auth).status_code
         == 200
     )
-    _token(registry)
-    assert kept.is_file()  # the shard used it: renewed
+    _token(registry)  # issuing a token sweeps the repository's xorbs
+    assert _xet_files(registry) == kept  # the shard used it: renewed
 
-    os.utime(kept, (old, old))
-    staged = kept.parent / f".{kept.name}.0123abcd"  # what a killed upload leaves
+    staging = registry.settings.home / "xet" / REPO
+    staged = staging / f".{name}.chunks.0123abcd"  # what a killed upload leaves
     staged.write_bytes(b"half")
+    old = time.time() - 7200
     os.utime(staged, (old, old))
+    time.sleep(2.5)
     _token(registry)
-    assert not kept.exists()
-    assert not staged.exists()
-    assert not kept.with_suffix(".idx").exists()
+    assert _xet_files(registry) == []
 
 
 def test_a_xorb_is_verified_while_it_streams_and_kept_only_whole(registry: LiveRegistry) -> None:
@@ -279,6 +286,21 @@ def test_a_xorb_larger_than_the_limit_is_refused_and_leaves_nothing(
     )
     assert answer.status_code == 413
     assert "larger than 100000 bytes" in answer.json()["error"]
+    assert _xet_files(registry) == []
+
+
+def test_a_xorb_whose_chunks_unpack_past_the_limit_is_refused_and_leaves_nothing(
+    registry: LiveRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(xet_xorbs, "MAX_XORB_BYTES", 300_000)
+    auth = _token(registry)
+    body, name = _packed_xorb([(bytes(200_000), 1), (bytes(200_000), 1)])
+    assert len(body) < 10_000  # the body is small; what it unpacks to is not
+    answer = registry.http.post(
+        f"/api/xet/{REPO}/v1/xorbs/default/{name}", content=_pieces(body, 1_000), headers=auth
+    )
+    assert answer.status_code == 413
+    assert "unpack to more than 300000 bytes" in answer.json()["error"]
     assert _xet_files(registry) == []
 
 

@@ -24,6 +24,7 @@ from registry.errors import LorryError, NotFound, XetUnavailable
 from registry.services import lfs, xet, xet_xorbs
 from registry.services.hub import find_hub_repository
 from registry.services.names import check_repository_name
+from registry.storage.xorbs import open_xorb_store
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ async def xet_write_token(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    store: BlobStoreDep,
     key: KeyDep,
     namespace: str,
     name: str,
@@ -44,7 +46,8 @@ async def xet_write_token(
     if not settings.hub_xet:
         raise XetUnavailable(lfs.xet_unavailable_message())
     await run_in_threadpool(find_hub_repository, session, namespace, name)
-    await anyio.to_thread.run_sync(xet.sweep_xorbs, settings, namespace, name)
+    xorbs = open_xorb_store(settings, store)
+    await anyio.to_thread.run_sync(xet.sweep_xorbs, xorbs, namespace, name)
     base = str(request.base_url).rstrip("/")
     token = xet.issue_token(key, base, namespace, name, settings.upload_url_ttl_s)
     headers = {
@@ -74,11 +77,17 @@ def xet_dedup(repository: XetRepository, prefix: str, chunk: str) -> None:
 
 @router.post("/api/xet/{namespace}/{name}/v1/xorbs/{prefix}/{xorb}")
 async def xet_xorb(
-    request: Request, settings: SettingsDep, repository: XetRepository, prefix: str, xorb: str
+    request: Request,
+    settings: SettingsDep,
+    store: BlobStoreDep,
+    repository: XetRepository,
+    prefix: str,
+    xorb: str,
 ) -> JSONResponse:
     """A xorb: kept only if its chunks hash to ``xorb`` (verified as it streams in)."""
+    xorbs = open_xorb_store(settings, store)
     try:
-        inserted = await xet_xorbs.receive_xorb(settings, *repository, xorb, request.stream())
+        inserted = await xet_xorbs.receive_xorb(xorbs, *repository, xorb, request.stream())
     except LorryError as exc:  # hf_xet shows the status only: say why here
         logger.warning("xet: %s/%s: xorb %s refused: %s", *repository, xorb, exc.message)
         raise
