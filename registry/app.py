@@ -16,6 +16,7 @@ from registry.api.errors import composer_error_status, install_error_handlers, r
 from registry.api.limits import BodyLimitMiddleware, HeaderLimitMiddleware
 from registry.api.main import api_router, health_router, hub_router
 from registry.api.middleware import RequestIdMiddleware
+from registry.api.reads import Reader
 from registry.config import Settings
 from registry.console import mount_console
 from registry.db import create_engine_for, ensure_migrated
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.reader = Reader(engine)
     app.state.audit_verify_cache = VerificationCache(settings.audit_verify_interval_s)
     access_log = AccessLog(
         engine,

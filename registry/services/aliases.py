@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy import bindparam
+from sqlalchemy import Connection, bindparam
 from sqlmodel import Session, col, select
 
 from registry.db import write_transaction
@@ -75,18 +75,17 @@ _ALIAS_TARGET = (
 """Built once (see ``registry.services.refs``): an alias and what it points at."""
 
 
-def get_alias(session: Session, namespace: str, name: str, alias: str) -> AliasOut:
-    """One query on the hot path (a deployment asks this on every poll); the slower
+def get_alias(connection: Connection, namespace: str, name: str, alias: str) -> AliasOut:
+    """One statement on the hot path (a deployment asks this on every poll); the slower
     lookups below run only to name what is missing."""
     check_alias_name(alias)
-    found = (
-        session.connection()
-        .execute(_ALIAS_TARGET, {"namespace": namespace, "name": name, "alias": alias})
-        .first()
-    )
+    found = connection.execute(
+        _ALIAS_TARGET, {"namespace": namespace, "name": name, "alias": alias}
+    ).first()
     if found is None:
-        repository = find_repository(session, namespace, name)
-        return _alias_out(session, repository, _find_alias(session, repository, alias))
+        with Session(bind=connection) as session:
+            repository = find_repository(session, namespace, name)
+            return _alias_out(session, repository, _find_alias(session, repository, alias))
     updated_by, updated_at, reason, number, digest = found
     return AliasOut(
         repository=repository_id(namespace, name),

@@ -44,8 +44,8 @@ def derived_files(session: Session, version: Version) -> list[VersionFile]:
     return [_as_file(row) for row in rows]
 
 
-def derived_file(session: Session, version: Version, path: str) -> VersionFile | None:
-    row = session.get(VersionExport, (version.id, path))
+def derived_file(session: Session, version_id: int | None, path: str) -> VersionFile | None:
+    row = session.get(VersionExport, (version_id, path))
     return _as_file(row) if row is not None else None
 
 
@@ -57,7 +57,7 @@ def find_file(session: Session, namespace: str, name: str, ref: str, path: str) 
     """A file of a version by path: one of its files, else one of its exports."""
     _repository, version = find_version(session, namespace, name, ref)
     repo_id = repository_id(namespace, name)
-    row = session.get(VersionFile, (version.id, path)) or derived_file(session, version, path)
+    row = session.get(VersionFile, (version.id, path)) or derived_file(session, version.id, path)
     if row is None:
         raise FileNotFound(
             f"version {version.number} of {repo_id} has no file {path!r}; its files are listed "

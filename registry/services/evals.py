@@ -334,12 +334,11 @@ def compare_versions(
 
 
 def card_with_results(
-    session: Session, card: dict[str, Any], repo_id: str, version: Version
+    session: Session, card: dict[str, Any], repo_id: str, version_id: int
 ) -> dict[str, Any]:
     """The version's card front matter with its recorded results as ``model-index`` (what Hub
     clients read as ``card_data.eval_results``); the card itself when it has none."""
-    assert version.id is not None
-    latest = latest_by_metric(_rows_of(session, [version.id]))
+    latest = latest_by_metric(_rows_of(session, [version_id]))
     if not latest:
         return card
     results = [

@@ -30,27 +30,19 @@ from registry.errors import (
 )
 from registry.schemas.hub import (
     HubLastCommit,
-    HubLfs,
-    HubModelInfo,
     HubRef,
     HubRefs,
-    HubSibling,
     HubTreeEntry,
     HubTreeLfs,
 )
-from registry.services.derived_files import derived_file, derived_files
-from registry.services.evals import card_with_results
+from registry.services.derived_files import derived_files
 from registry.services.names import repository_id
 from registry.services.refs import find_version, resolve_ref
 from registry.services.repositories import find_repository
 from registry.services.version_reads import (
     FileRow,
-    VersionState,
-    state_of,
     version_files,
-    version_state,
 )
-from registry.services.versions import VersionFileRef
 from registry.tables import Alias, Repository, Version, VersionFile
 
 MAIN = "main"
@@ -71,14 +63,6 @@ class ResolvedRevision:
     @property
     def commit(self) -> str:
         return self.version.digest[:40]
-
-
-@dataclass(frozen=True)
-class HubFile:
-    """A file at a resolved revision, with the commit id the Hub headers carry."""
-
-    file: VersionFileRef
-    commit: str
 
 
 @dataclass(frozen=True)
@@ -155,116 +139,15 @@ def empty_at_main(session: Session, namespace: str, name: str, revision: str) ->
     return repository if first is None else None
 
 
-def _empty_model_info(repository: Repository) -> HubModelInfo:
-    repo_id = repository_id(repository.namespace, repository.name)
-    return HubModelInfo(
-        id=repo_id,
-        modelId=repo_id,
-        author=repository.namespace,
-        sha=None,
-        lastModified=hub_timestamp(repository.created_at),
-        createdAt=hub_timestamp(repository.created_at),
-        library_name="peft" if repository.kind == "adapter" else "transformers",
-        pipeline_tag=None,
-        tags=[*repository.tags, "lorry"],
-        cardData={},
-        siblings=[],
-        usedStorage=0,
-        lorry={"version": None, "digest": None, "aliases": [], "kind": repository.kind},
-    )
-
-
 def _version_files(
     session: Session, version: Version, *, exports: bool = False
 ) -> list[FileRow | VersionFile]:
     """The version's files, by path; with its exports when ``exports``."""
-    files: list[FileRow | VersionFile] = list(version_files(session, version).files)
+    files: list[FileRow | VersionFile] = list(version_files(session.connection(), version).files)
     if exports:
         files += derived_files(session, version)
         files.sort(key=lambda row: row.path)
     return files
-
-
-def _tags(repository: Repository, version: Version) -> list[str]:
-    card_tags = version.card.get("tags")
-    tags = list(repository.tags)
-    if isinstance(card_tags, list):
-        tags.extend(str(tag) for tag in card_tags)
-    tags.append("lorry")
-    if version.kind == "adapter":
-        tags.extend(["peft", "lora"])
-    return list(dict.fromkeys(tags))
-
-
-def _siblings(session: Session, version: Version) -> list[HubSibling]:
-    """The version's files as Hub siblings, computed once per digest (``version_reads``)."""
-    files = version_files(session, version)
-    siblings: list[HubSibling] | None = files.derived.get("hub_siblings")
-    if siblings is None:
-        siblings = [
-            HubSibling(
-                rfilename=f.path,
-                size=f.size,
-                blobId=git_blob_id(f.sha256, f.size),
-                lfs=HubLfs(
-                    sha256=f.sha256, size=f.size, pointerSize=lfs_pointer_size(f.sha256, f.size)
-                ),
-            )
-            for f in files.files
-        ]
-        files.derived["hub_siblings"] = siblings
-    return siblings
-
-
-def _revision_state(session: Session, namespace: str, name: str, revision: str) -> VersionState:
-    """``resolve_revision`` with the version's aliases and whether it has results: one query
-    for a revision other than ``main`` (``registry.services.version_reads``)."""
-    if revision == MAIN:
-        resolved = resolve_revision(session, namespace, name, revision)
-        return state_of(session, resolved.repository, resolved.version)
-    try:
-        return version_state(session, namespace, name, revision)
-    except InvalidReference:
-        raise
-    except InvalidInput as exc:
-        raise RepositoryNotFound(exc.message) from exc
-
-
-def model_info(session: Session, namespace: str, name: str, revision: str) -> HubModelInfo:
-    empty = empty_at_main(session, namespace, name, revision)
-    if empty is not None:
-        return _empty_model_info(empty)
-    state = _revision_state(session, namespace, name, revision)
-    repository, version = state.repository, state.version
-    repo_id = repository_id(repository.namespace, repository.name)
-    card = dict(version.card)
-    if state.has_results:
-        card = card_with_results(session, card, repo_id, version)
-    library = card.get("library_name")
-    pipeline = card.get("pipeline_tag")
-    return HubModelInfo(
-        id=repo_id,
-        modelId=repo_id,
-        author=repository.namespace,
-        sha=version.digest[:40],
-        lastModified=hub_timestamp(version.created_at),
-        createdAt=hub_timestamp(repository.created_at),
-        library_name=str(library)
-        if library
-        else ("peft" if version.kind == "adapter" else "transformers"),
-        pipeline_tag=str(pipeline) if pipeline else None,
-        tags=_tags(repository, version),
-        cardData=card,
-        siblings=_siblings(session, version),
-        usedStorage=version.size,
-        lorry={
-            "version": version.number,
-            "digest": f"sha256:{version.digest}",
-            "aliases": state.aliases,
-            "kind": version.kind,
-            "main_alias": repository.main_alias,
-        },
-    )
 
 
 def _directory_oid(commit: str, path: str) -> str:
@@ -379,34 +262,6 @@ def paths_info(
         elif path and any(file_path.startswith(f"{path}/") for file_path in rows):
             entries.append(_directory_entry(resolved, path, last_commit))
     return entries
-
-
-def find_hub_file(session: Session, namespace: str, name: str, revision: str, path: str) -> HubFile:
-    if empty_at_main(session, namespace, name, revision) is not None:
-        raise FileNotFound(
-            f"{repository_id(namespace, name)} has no version yet, so no file {path!r}; "
-            "commit one first"
-        )
-    resolved = resolve_revision(session, namespace, name, revision)
-    version = resolved.version
-    row: FileRow | VersionFile | None = version_files(session, version).by_path.get(path)
-    if row is None:
-        row = derived_file(session, version, path)
-    if row is None:
-        raise FileNotFound(
-            f"version {version.number} of {resolved.repo_id} (revision {revision!r}) has no file "
-            f"{path!r}",
-            commit=resolved.commit,
-        )
-    file = VersionFileRef(
-        repository=resolved.repo_id,
-        version=version.number,
-        digest=f"sha256:{version.digest}",
-        path=row.path,
-        sha256=row.sha256,
-        size=row.size,
-    )
-    return HubFile(file=file, commit=resolved.commit)
 
 
 def list_refs(session: Session, namespace: str, name: str) -> HubRefs:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy import bindparam, exists, func
+from sqlalchemy import Connection, Row, Select, bindparam, exists, func
 from sqlmodel import Session, col, select
 
 from registry.errors import LorryError
@@ -88,12 +89,14 @@ _FILES = (
 )
 
 
-def version_files(session: Session, version: Version) -> VersionFiles:
+def version_files(
+    connection: Connection, version: Version | VersionRecord | VersionKey
+) -> VersionFiles:
     """The files of ``version``, by path: from the cache, or one query."""
     entry = _FILES_CACHE.get(version.digest)
     if entry is not None:
         return entry
-    rows = session.connection().execute(_FILES, {"version_id": version.id})
+    rows = connection.execute(_FILES, {"version_id": version.id})
     files = tuple(FileRow(path=path, sha256=sha256, size=size) for path, sha256, size in rows)
     entry = VersionFiles(files=files, by_path={row.path: row for row in files})
     _FILES_CACHE.put(version.digest, entry)
@@ -105,11 +108,53 @@ def clear_files_cache() -> None:
 
 
 @dataclass(frozen=True)
+class RepositoryRecord:
+    """What a hot read needs of a repository row, read without the ORM."""
+
+    id: int
+    namespace: str
+    name: str
+    kind: str
+    tags: list[str]
+    created_at: datetime
+    main_alias: str | None
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """What a hot read needs of a version row, read without the ORM."""
+
+    id: int
+    number: int
+    digest: str
+    kind: str
+    message: str | None
+    size: int
+    adapter_metadata: dict[str, Any]
+    card: dict[str, Any]
+    lineage: dict[str, Any] | None
+    created_by: str
+    created_at: datetime
+
+
+_REPOSITORY_COLUMNS = [f.name for f in fields(RepositoryRecord)]
+_VERSION_COLUMNS = [f.name for f in fields(VersionRecord)]
+
+
+def repository_record(row: Repository) -> RepositoryRecord:
+    return RepositoryRecord(**{name: getattr(row, name) for name in _REPOSITORY_COLUMNS})
+
+
+def version_record(row: Version) -> VersionRecord:
+    return VersionRecord(**{name: getattr(row, name) for name in _VERSION_COLUMNS})
+
+
+@dataclass(frozen=True)
 class VersionState:
     """A resolved version with what may change about it, as of this request."""
 
-    repository: Repository
-    version: Version
+    repository: RepositoryRecord
+    version: VersionRecord
     aliases: list[str]
     has_results: bool
     downloads: int
@@ -133,54 +178,113 @@ _DOWNLOADS_OF_VERSION = (
     .correlate(Repository, Version)
     .scalar_subquery()
 )
-_REPOSITORY_VERSION = sqlalchemy.select(
-    Repository, Version, _ALIASES_OF_VERSION, _HAS_RESULTS, _DOWNLOADS_OF_VERSION
-).where(
+_OF_REPOSITORY = (
     col(Version.repository_id) == col(Repository.id),
     col(Repository.namespace) == bindparam("namespace"),
     col(Repository.name) == bindparam("name"),
 )
-# Built once, with bound parameters (see ``registry.services.refs``).
-_STATE = {
-    "number": _REPOSITORY_VERSION.where(col(Version.number) == bindparam("number")),
-    "latest": _REPOSITORY_VERSION.order_by(col(Version.number).desc()).limit(1),
-    "digest": _REPOSITORY_VERSION.where(col(Version.digest) == bindparam("value")),
-    "alias": _REPOSITORY_VERSION.where(
-        col(Version.id)
-        == select(col(Alias.version_id))
-        .where(
-            col(Alias.repository_id) == col(Repository.id), col(Alias.name) == bindparam("value")
-        )
-        .correlate(Repository)
-        .scalar_subquery()
-    ),
-}
 
 
-def version_state(session: Session, namespace: str, name: str, ref: str | int) -> VersionState:
-    """The version ``ref`` names with its aliases, whether it has evaluation results and its
-    download count: one query for a number, ``latest``, a digest or an alias; the slower
-    lookups (``refs.find_version``) for commit ids and to name what is missing."""
+def _by_ref(query: Select[*tuple[Any, ...]]) -> dict[str, Select[*tuple[Any, ...]]]:
+    """``query`` (of a repository's versions) narrowed to the version a ref names, for each
+    kind of ref that one statement resolves. Built once, with bound parameters (see
+    ``registry.services.refs``)."""
+    return {
+        "number": query.where(col(Version.number) == bindparam("number")),
+        "latest": query.order_by(col(Version.number).desc()).limit(1),
+        "digest": query.where(col(Version.digest) == bindparam("value")),
+        "alias": query.where(
+            col(Version.id)
+            == select(col(Alias.version_id))
+            .where(
+                col(Alias.repository_id) == col(Repository.id),
+                col(Alias.name) == bindparam("value"),
+            )
+            .correlate(Repository)
+            .scalar_subquery()
+        ),
+    }
+
+
+# Columns rather than ORM entities: loading two entities cost more CPU than running the
+# query (measured).
+_STATE = _by_ref(
+    sqlalchemy.select(
+        *(getattr(Repository, name) for name in _REPOSITORY_COLUMNS),
+        *(getattr(Version, name) for name in _VERSION_COLUMNS),
+        _ALIASES_OF_VERSION,
+        _HAS_RESULTS,
+        _DOWNLOADS_OF_VERSION,
+    ).where(*_OF_REPOSITORY)
+)
+_SPLIT = len(_REPOSITORY_COLUMNS), len(_REPOSITORY_COLUMNS) + len(_VERSION_COLUMNS)
+_KEY = _by_ref(
+    sqlalchemy.select(col(Version.id), col(Version.number), col(Version.digest)).where(
+        *_OF_REPOSITORY
+    )
+)
+
+
+def _lookup(
+    connection: Connection,
+    statements: dict[str, Select[*tuple[Any, ...]]],
+    namespace: str,
+    name: str,
+    ref: str | int,
+) -> Row[*tuple[Any, ...]] | None:
+    """The row of the one statement that resolves ``ref``; ``None`` when it found nothing or
+    ``ref`` needs the slower lookups (a commit id, or no valid ref at all)."""
     try:
         parsed = parse_ref(ref)
     except LorryError:
-        parsed = None
-    if parsed is not None and parsed.kind in _STATE:
-        params: dict[str, object] = {"namespace": namespace, "name": name, "value": parsed.value}
-        if parsed.kind == "number":
-            params["number"] = parsed.number
-        found = session.execute(_STATE[parsed.kind], params).first()
-        if found is not None:
-            repository, version, aliases, has_results, downloads = found
-            return VersionState(
-                repository=repository,
-                version=version,
-                aliases=sorted(aliases.split(_ALIAS_SEPARATOR)) if aliases else [],
-                has_results=bool(has_results),
-                downloads=int(downloads or 0),
-            )
-    repository, version = find_version(session, namespace, name, ref)
-    return state_of(session, repository, version)
+        return None
+    if parsed.kind not in statements:
+        return None
+    params: dict[str, object] = {"namespace": namespace, "name": name, "value": parsed.value}
+    if parsed.kind == "number":
+        params["number"] = parsed.number
+    return connection.execute(statements[parsed.kind], params).first()
+
+
+def version_state(
+    connection: Connection, namespace: str, name: str, ref: str | int
+) -> VersionState:
+    """The version ``ref`` names with its aliases, whether it has evaluation results and its
+    download count: one statement for a number, ``latest``, a digest or an alias; the
+    slower lookups (``refs.find_version``) for commit ids and to name what is missing."""
+    found = _lookup(connection, _STATE, namespace, name, ref)
+    if found is not None:
+        aliases, has_results, downloads = found[_SPLIT[1] :]
+        return VersionState(
+            repository=RepositoryRecord(*found[: _SPLIT[0]]),
+            version=VersionRecord(*found[_SPLIT[0] : _SPLIT[1]]),
+            aliases=sorted(aliases.split(_ALIAS_SEPARATOR)) if aliases else [],
+            has_results=bool(has_results),
+            downloads=int(downloads or 0),
+        )
+    with Session(bind=connection) as session:
+        repository, version = find_version(session, namespace, name, ref)
+        return state_of(session, repository, version)
+
+
+@dataclass(frozen=True)
+class VersionKey:
+    """Which version a ref names, and no more: what a file lookup needs."""
+
+    id: int
+    number: int
+    digest: str
+
+
+def version_key(connection: Connection, namespace: str, name: str, ref: str | int) -> VersionKey:
+    """``version_state`` for file lookups: the version alone, in a lighter statement."""
+    found = _lookup(connection, _KEY, namespace, name, ref)
+    if found is not None:
+        return VersionKey(id=found[0], number=found[1], digest=found[2])
+    with Session(bind=connection) as session:
+        _repository, version = find_version(session, namespace, name, ref)
+        assert version.id is not None
+        return VersionKey(id=version.id, number=version.number, digest=version.digest)
 
 
 _ALIAS_NAMES = (
@@ -205,8 +309,8 @@ def state_of(
     )
     repo_id = f"{repository.namespace}/{repository.name}"
     return VersionState(
-        repository=repository,
-        version=version,
+        repository=repository_record(repository),
+        version=version_record(version),
         aliases=aliases,
         has_results=has_results,
         downloads=version_downloads(session, repo_id, version.number),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func
+from sqlalchemy import Connection, func
 from sqlmodel import Session, col, select
 
 from registry.schemas.repos import FileEntry, VersionList, VersionOut
@@ -15,12 +15,13 @@ from registry.tables import Repository, Version
 
 
 def version_out(session: Session, repository: Repository, row: Version) -> VersionOut:
-    return version_out_of(session, state_of(session, repository, row, results=False))
+    state = state_of(session, repository, row, results=False)
+    return version_out_of(session.connection(), state)
 
 
-def version_out_of(session: Session, state: VersionState) -> VersionOut:
+def version_out_of(connection: Connection, state: VersionState) -> VersionOut:
     repository, row = state.repository, state.version
-    files = version_files(session, row).files
+    files = version_files(connection, row).files
     return VersionOut(
         repository=repository_id(repository.namespace, repository.name),
         version=row.number,
@@ -56,9 +57,9 @@ def list_versions(
     return VersionList(items=[version_out(session, repository, row) for row in rows], total=total)
 
 
-def get_version(session: Session, namespace: str, name: str, ref: str) -> VersionOut:
+def get_version(connection: Connection, namespace: str, name: str, ref: str) -> VersionOut:
     """One query on the hot path (``registry.services.version_reads``)."""
-    return version_out_of(session, version_state(session, namespace, name, ref))
+    return version_out_of(connection, version_state(connection, namespace, name, ref))
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from starlette.concurrency import run_in_threadpool
 
-from registry.api.deps import CallerDep, SessionDep
+from registry.api.deps import CallerDep, ReaderDep, SessionDep
+from registry.api.reads import json_response
 from registry.schemas.repos import AliasHistory, AliasList, AliasOut, AliasUpdate
 from registry.services import aliases
 
@@ -15,11 +15,10 @@ def list_aliases(session: SessionDep, namespace: str, name: str) -> AliasList:
     return aliases.list_aliases(session, namespace, name)
 
 
-@router.get("/{alias}")
-async def get_alias(session: SessionDep, namespace: str, name: str, alias: str) -> AliasOut:
-    # Async with one thread hop for the service: a sync route costs a second hop (FastAPI
-    # validates a sync route's response in the thread pool too).
-    return await run_in_threadpool(aliases.get_alias, session, namespace, name, alias)
+@router.get("/{alias}", response_model=AliasOut)
+async def get_alias(reader: ReaderDep, namespace: str, name: str, alias: str) -> Response:
+    # A hot read (registry.api.reads): its query on the loop on SQLite, its answer as JSON.
+    return json_response(await reader.run(aliases.get_alias, namespace, name, alias))
 
 
 @router.put("/{alias}")

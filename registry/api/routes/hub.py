@@ -16,16 +16,17 @@ URL handed out by HEAD.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from starlette.concurrency import run_in_threadpool
 
 from registry.api import pulls
-from registry.api.deps import AccessLogDep, BlobStoreDep, CallerDep, SessionDep
+from registry.api.deps import AccessLogDep, BlobStoreDep, CallerDep, ReaderDep, SessionDep
 from registry.api.downloads import file_response
+from registry.api.reads import json_response
 from registry.errors import (
     AliasNotFound,
     FileNotFound,
@@ -36,7 +37,8 @@ from registry.errors import (
     VersionNotFound,
 )
 from registry.schemas.hub import HubModelInfo, HubRefs, HubTreeEntry
-from registry.services import hub
+from registry.services import hub, hub_reads
+from registry.storage.base import BlobStore
 
 PRESIGNED_URL_EXPIRY_S = 3600
 
@@ -90,19 +92,19 @@ class HubRoute(APIRoute):
 router = APIRouter(tags=["hugging face hub"], route_class=HubRoute)
 
 
-@router.get("/api/models/{namespace}/{name}/revision/{revision:path}")
+@router.get("/api/models/{namespace}/{name}/revision/{revision:path}", response_model=HubModelInfo)
 async def model_info_at_revision(
-    session: SessionDep, namespace: str, name: str, revision: str
-) -> HubModelInfo:
+    reader: ReaderDep, namespace: str, name: str, revision: str
+) -> Response:
     """Model info at a revision: a version number, alias, digest, commit id or `main`."""
-    # One thread hop: a sync route costs a second one (FastAPI validates its response there).
-    return await run_in_threadpool(hub.model_info, session, namespace, name, revision)
+    # A hot read (registry.api.reads).
+    return json_response(await reader.run(hub_reads.model_info, namespace, name, revision))
 
 
-@router.get("/api/models/{namespace}/{name}")
-async def model_info(session: SessionDep, namespace: str, name: str) -> HubModelInfo:
+@router.get("/api/models/{namespace}/{name}", response_model=HubModelInfo)
+async def model_info(reader: ReaderDep, namespace: str, name: str) -> Response:
     """Model info at `main`."""
-    return await run_in_threadpool(hub.model_info, session, namespace, name, hub.MAIN)
+    return json_response(await reader.run(hub_reads.model_info, namespace, name, hub.MAIN))
 
 
 @router.get("/api/models/{namespace}/{name}/refs")
@@ -201,9 +203,9 @@ def paths_info(
         302: {"description": "on S3: the file at a presigned URL"},
     },
 )
-def resolve_file(
+async def resolve_file(
     request: Request,
-    session: SessionDep,
+    reader: ReaderDep,
     store: BlobStoreDep,
     caller: CallerDep,
     access_log: AccessLogDep,
@@ -213,7 +215,23 @@ def resolve_file(
     path: str,
 ) -> Response:
     """A file at a revision, with the Hub's headers; Range requests as the native API."""
-    found = hub.find_hub_file(session, namespace, name, revision, path)
+    # Async: the lookup is a hot read (registry.api.reads); the store, which may sign a URL
+    # or read the file, is called in the thread pool.
+    found, response = await reader.run_then(
+        partial(
+            hub_reads.find_hub_file, namespace=namespace, name=name, revision=revision, path=path
+        ),
+        partial(_file_answer, request, store),
+    )
+    pulls.record_served_file(
+        access_log, caller, request, found.file, response, via="hub", revision=revision
+    )
+    return response
+
+
+def _file_answer(
+    request: Request, store: BlobStore, found: hub_reads.HubFile
+) -> tuple[hub_reads.HubFile, Response]:
     file = found.file
     hub_headers = {
         "X-Repo-Commit": found.commit,
@@ -236,10 +254,7 @@ def resolve_file(
     else:
         response = file_response(request, store, file)
         response.headers.update(hub_headers)
-    pulls.record_served_file(
-        access_log, caller, request, file, response, via="hub", revision=revision
-    )
-    return response
+    return found, response
 
 
 router.add_api_route(

@@ -3,11 +3,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from registry.api import pulls
-from registry.api.deps import AccessLogDep, BlobStoreDep, CallerDep, SessionDep, SettingsDep
+from registry.api.deps import (
+    AccessLogDep,
+    BlobStoreDep,
+    CallerDep,
+    ReaderDep,
+    SessionDep,
+    SettingsDep,
+)
 from registry.api.downloads import file_response
+from registry.api.reads import json_response
 from registry.schemas.repos import PublishRequest, VersionList, VersionOut
 from registry.services import derived_files, publish, versions
 
@@ -38,10 +45,10 @@ def list_versions(
     return versions.list_versions(session, namespace, name, limit=limit, offset=offset)
 
 
-@router.get("/{ref}")
-async def get_version(session: SessionDep, namespace: str, name: str, ref: str) -> VersionOut:
-    # One thread hop (see routes.aliases.get_alias).
-    return await run_in_threadpool(versions.get_version, session, namespace, name, ref)
+@router.get("/{ref}", response_model=VersionOut)
+async def get_version(reader: ReaderDep, namespace: str, name: str, ref: str) -> Response:
+    # A hot read (registry.api.reads).
+    return json_response(await reader.run(versions.get_version, namespace, name, ref))
 
 
 @router.get(
