@@ -143,6 +143,14 @@ def read_tokenizer(model_dir: Path, vocab_size: int) -> ReadTokenizer:
 
     vocab: dict[str, int] = dict(model.get("vocab") or {})
     added = {int(entry["id"]): entry for entry in tokenizer.get("added_tokens") or []}
+    for entry in added.values():
+        for flag in ("lstrip", "rstrip", "single_word"):
+            if entry.get(flag):
+                raise _refuse(
+                    model_dir,
+                    f"added token {entry.get('content')!r} has {flag}, which llama.cpp does "
+                    "not apply to a byte-level BPE tokenizer",
+                )
     for token_id, entry in added.items():
         vocab[str(entry["content"])] = token_id
     by_id = {token_id: token for token, token_id in vocab.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -186,6 +187,22 @@ def test_byte_level_bpe_with_byte_fallback_is_refused(
     with pytest.raises(UnsupportedTokenizer, match="byte-fallback"):
         export_gguf(model, tmp_path / "spm.gguf")
     assert not (tmp_path / "spm.gguf").exists()
+
+
+@pytest.mark.parametrize("flag", ["lstrip", "rstrip", "single_word"])
+def test_byte_level_added_tokens_matched_with_flags_llama_cpp_lacks_are_refused(
+    llama_with_tokenizer: Path, tmp_path: Path, flag: str
+) -> None:
+    # transformers strips spaces around such a token (or matches it only as a whole word);
+    # llama.cpp keeps them for byte-level BPE: the same text would tokenize differently
+    model = _variant(llama_with_tokenizer, tmp_path / flag)
+    tokenizer = json.loads((model / "tokenizer.json").read_text())
+    tokenizer["added_tokens"][-1][flag] = True
+    (model / "tokenizer.json").write_text(json.dumps(tokenizer))
+    content = tokenizer["added_tokens"][-1]["content"]
+    with pytest.raises(UnsupportedTokenizer, match=f"{re.escape(repr(content))} has {flag}"):
+        export_gguf(model, tmp_path / f"{flag}.gguf")
+    assert not (tmp_path / f"{flag}.gguf").exists()
 
 
 def test_unknown_pre_tokenizer_regex_is_refused(llama_with_tokenizer: Path, tmp_path: Path) -> None:
